@@ -1,0 +1,130 @@
+"""blocking: one client at a time, on purpose; everyone else waits in the listen queue.
+
+The simplest server there is: accept a connection, then ``recv`` and ``sendall``
+on it, blocking, until it leaves; only then accept the next. A second client's
+connection is completed by the kernel (it sits in the listen backlog) but it
+gets no greeting, and nobody reads what it sends, until the first client has
+gone. With one member the room is quiet: chat goes to "every other client",
+and there is none. That wall is the reason the other four variants exist
+(notebook 1 measures the wait).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import select
+import socket
+import sys
+from collections.abc import Iterator
+
+from chatlab.cli import Listener, serve
+from chatlab.room import Output, Room
+from chatlab.sockets import RECV_SIZE
+
+
+class Shutdown(Exception):
+    """Raised by the signal handler to break out of a blocking call."""
+
+
+class BlockingServer:
+    """The chat room served to one connection at a time."""
+
+    name = "blocking"
+
+    def __init__(self, listeners: list[Listener], room: Room) -> None:
+        self.room = room
+        self.listeners = {listener.sock: listener for listener in listeners}
+        self.client: socket.socket | None = None  # the one connection being served
+        self.running = True
+        self.waiting = False  # inside a blocking call that a signal should interrupt
+
+    def run(self) -> None:
+        """Accept one connection, serve it to the end, repeat; until a signal stops us."""
+        try:
+            while self.running:
+                accepted = self.accept_next()
+                if accepted is not None:
+                    self.client, protocol = accepted
+                    self.serve_client(self.client, protocol)
+                    self.client = None
+        except Shutdown:
+            pass
+        self.close()
+
+    def stop(self) -> None:
+        """Called from a signal handler.
+
+        Python restarts a system call that a signal interrupted (PEP 475) unless
+        the handler raises, so inside a blocking call we raise ``Shutdown``.
+        Elsewhere we only clear ``running``: raising in the middle of a room
+        update could leave the room half-changed.
+        """
+        self.running = False
+        if self.waiting:
+            raise Shutdown
+
+    def accept_next(self) -> tuple[socket.socket, str] | None:
+        """Block until a connection arrives on the chat port (or the web port)."""
+        with self.interruptible():
+            # Two listening ports need one wait over both; this is the only
+            # place this server waits on more than one socket.
+            ready, _, _ = select.select(list(self.listeners), [], [])
+        listener = self.listeners[ready[0]]
+        try:
+            sock, _address = listener.sock.accept()
+        except OSError:
+            return None  # it gave up before we got to it (ECONNABORTED, EAGAIN)
+        sock.setblocking(True)
+        return sock, listener.protocol
+
+    def serve_client(self, sock: socket.socket, protocol: str) -> None:
+        """Greet, then read and answer, until the client or the room ends it."""
+        cid = sock.fileno()
+        try:
+            if self.send_output(sock, self.room.connect(cid, protocol)):
+                while self.running:
+                    with self.interruptible():
+                        data = sock.recv(RECV_SIZE)
+                    if not data or not self.send_output(sock, self.room.receive(cid, data)):
+                        break
+        except OSError:
+            pass  # reset or broken pipe: the client is gone either way
+        finally:
+            if self.running:
+                self.room.disconnect(cid)  # nobody else is here to be told
+                sock.close()
+
+    def send_output(self, sock: socket.socket, output: Output) -> bool:
+        """Send what the room has for our one client; False once it should be closed."""
+        data = b"".join(data for _, data in output.sends)  # all of it is for this client
+        if data:
+            with self.interruptible():
+                sock.sendall(data)
+        return not output.closes
+
+    @contextlib.contextmanager
+    def interruptible(self) -> Iterator[None]:
+        if not self.running:
+            raise Shutdown
+        self.waiting = True
+        try:
+            yield
+        finally:
+            self.waiting = False
+
+    def close(self) -> None:
+        """Say goodbye to the client being served, if any, and close every socket."""
+        for listener in self.listeners.values():
+            listener.sock.close()
+        if self.client is not None:
+            output = self.room.shutdown()
+            try:
+                self.client.settimeout(1.0)  # a client that is not reading gets no goodbye
+                self.client.sendall(b"".join(data for _, data in output.sends))
+            except OSError:
+                pass
+            self.client.close()
+
+
+if __name__ == "__main__":
+    sys.exit(serve(BlockingServer))

@@ -1,0 +1,248 @@
+"""What every server variant shares around its loop: options, sockets, signals, exit codes.
+
+A variant module defines one server class and ends with::
+
+    if __name__ == "__main__":
+        sys.exit(serve(SelectServer))
+
+``serve`` parses the command line, checks the platform has the variant's
+mechanism, opens the listening sockets, prints where it listens, installs the
+signal handlers and runs the server until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import logging.handlers
+import queue
+import signal
+import socket
+import sys
+from dataclasses import dataclass
+from typing import Protocol
+
+from chatlab.room import Room
+from chatlab.variants import available_variants, is_available
+
+log = logging.getLogger("chatlab")
+
+DEFAULT_PORT = 9999
+DEFAULT_WEB_PORT = 8080
+LISTEN_BACKLOG = 1024  # connections the kernel may queue before we accept them
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening socket and the protocol spoken by the connections it accepts."""
+
+    sock: socket.socket
+    protocol: str  # "line" (nc, telnet, the client) or "web" (the browser page)
+
+
+class Server(Protocol):
+    """What ``serve`` needs of a variant: run until stopped, stop from a signal handler."""
+
+    def run(self) -> None: ...
+
+    def stop(self) -> None: ...
+
+
+class ServerClass(Protocol):
+    name: str
+
+    def __call__(self, listeners: list[Listener], room: Room) -> Server: ...
+
+
+def parse_args(variant: str, doc: str | None, argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python -m chatlab.{variant}",
+        description=(doc or "").strip(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default %(default)s)"
+    )
+    parser.add_argument(
+        "--port",
+        type=_port,
+        default=DEFAULT_PORT,
+        help="chat port (default %(default)s; 0 = any free port)",
+    )
+    parser.add_argument(
+        "--web-port",
+        type=_web_port,
+        default=DEFAULT_WEB_PORT,
+        help="web chat port (default %(default)s; 0 = off; auto = any free port)",
+    )
+    parser.add_argument(
+        "--max-clients",
+        type=_positive,
+        default=None,
+        metavar="N",
+        help="refuse members beyond N (default: no limit but the variant's own)",
+    )
+    parser.add_argument(
+        "--max-line",
+        type=_positive,
+        default=4096,
+        metavar="BYTES",
+        help="longest line accepted (default %(default)s)",
+    )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log connections and drops to stderr"
+    )
+    return parser.parse_args(argv)
+
+
+def serve(server_class: ServerClass, argv: list[str] | None = None) -> int:
+    """Run one variant from the command line; return the process exit status."""
+    variant = server_class.name
+    options = parse_args(variant, sys.modules[server_class.__module__].__doc__, argv)
+    if not is_available(variant):
+        others = ", ".join(available_variants())
+        print(
+            f"chatlab: {variant} is not available on this platform; use one of: {others}",
+            file=sys.stderr,
+        )
+        return 2
+    setup_logging(options.verbose)
+    raise_fd_limit()
+    try:
+        listeners = open_listeners(options)
+    except OSError as error:
+        print(f"chatlab: {error.strerror}", file=sys.stderr)
+        return 1
+    room = Room(max_line=options.max_line, max_clients=options.max_clients)
+    server = server_class(listeners, room)
+    announce(variant, listeners)
+    with stop_on_signals(server):
+        server.run()
+    return 0
+
+
+def open_listeners(options: argparse.Namespace) -> list[Listener]:
+    """The chat listener, and the web one if asked for; a clear OSError if a port is taken."""
+    listeners = [Listener(listen_on(options.host, options.port), "line")]
+    if options.web_port != 0:
+        try:
+            web = listen_on(options.host, options.web_port or 0)
+        except OSError as error:
+            listeners[0].sock.close()
+            hint = "the web port: choose another with --web-port PORT, or turn it off with 0"
+            raise OSError(error.errno, f"{error.strerror} ({hint})") from None
+        listeners.append(Listener(web, "web"))
+    return listeners
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from None
+    try:
+        # Lets a restarted server reuse a port whose old connections are in TIME_WAIT;
+        # on Linux it does not let two servers listen on one port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as error:
+        sock.close()
+        reason = "address already in use" if error.errno == errno.EADDRINUSE else error.strerror
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {reason}") from None
+    sock.setblocking(False)
+    return sock
+
+
+def announce(variant: str, listeners: list[Listener]) -> None:
+    """Tell the user where we listen; the port is the real one even for --port 0."""
+    host, port = listeners[0].sock.getsockname()[:2]
+    print(f"chatlab {variant} server listening on {host}:{port}", flush=True)
+    for listener in listeners[1:]:
+        web_host, web_port = listener.sock.getsockname()[:2]
+        print(f"web chat at http://{web_host}:{web_port}/", flush=True)
+    client = f"python -m chatlab.client --host {host} --port {port}"
+    print(f"connect with:  nc {host} {port}   or   {client}", flush=True)
+
+
+class stop_on_signals:
+    """Route SIGINT and SIGTERM to ``server.stop()`` for the duration of a ``with``."""
+
+    def __init__(self, server: Server) -> None:
+        self.server = server
+
+    def __enter__(self) -> None:
+        self.previous = {
+            sig: signal.signal(sig, self._handle) for sig in (signal.SIGINT, signal.SIGTERM)
+        }
+
+    def __exit__(self, *exc_info: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        log.info("%s: shutting down", signal.Signals(signum).name)
+        self.server.stop()
+
+
+def raise_fd_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit.
+
+    The soft limit is often 1,024, which would stop every variant at EMFILE
+    long before the select variant meets its real wall, FD_SETSIZE.
+    """
+    try:
+        import resource
+    except ImportError:  # Windows has no rlimits
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError):
+            log.info("could not raise the fd limit above %d", soft)
+
+
+class _DroppingQueueHandler(logging.handlers.QueueHandler):
+    """Hand records to a writer thread; drop them rather than wait when it falls behind.
+
+    A server that logs must never block its room on a slow terminal or a full
+    pipe, so the loop only ever puts records into a bounded queue.
+    """
+
+    def enqueue(self, record: logging.LogRecord) -> None:
+        try:
+            self.queue.put_nowait(record)
+        except queue.Full:
+            pass
+
+
+def setup_logging(verbose: bool) -> None:
+    log.setLevel(logging.INFO if verbose else logging.WARNING)
+    log.propagate = False
+    records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
+    to_stderr = logging.StreamHandler(sys.stderr)
+    to_stderr.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
+    logging.handlers.QueueListener(records, to_stderr).start()  # a daemon thread
+    log.handlers[:] = [_DroppingQueueHandler(records)]
+
+
+def _port(text: str) -> int:
+    port = int(text)
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-65535)")
+    return port
+
+
+def _web_port(text: str) -> int | None:
+    """A port number, or None for "auto": any free port (0 already means "off")."""
+    return None if text == "auto" else _port(text)
+
+
+def _positive(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return number

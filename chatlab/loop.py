@@ -1,0 +1,231 @@
+"""The handlers every readiness loop shares: accept, read, feed the room, flush.
+
+The select, poll and epoll variants differ only in how they ask the kernel
+"which sockets are ready?". Everything they do once they know lives here, in
+``EventLoopServer``, so each variant module is just its registrations and its
+loop:
+
+    while self.running:
+        <wait until some sockets are ready>
+        for each ready socket: on_readable(fd) and/or on_writable(fd)
+        self.flush()
+
+Handlers never block. Reads take what the kernel has. Output goes into the
+peer's ``outbox`` and is written once per turn of the loop, in as few ``send``
+calls as the kernel allows; whatever the kernel will not take yet stays queued
+and the peer is watched for writability until the outbox is empty. A peer whose
+outbox passes ``MAX_OUTBOX`` is a slow consumer and is dropped, so one client
+that stops reading cannot make the server hold unbounded memory for it.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from chatlab.cli import Listener
+from chatlab.room import Output, Room
+from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, Waker, close_gently, refuse
+
+log = logging.getLogger("chatlab")
+
+ACCEPT_BATCH = 64  # connections accepted per readable listener per turn
+
+
+@dataclass(eq=False)
+class Peer:
+    """One connected client, as the loop sees it."""
+
+    sock: socket.socket
+    outbox: bytearray = field(default_factory=bytearray)  # queued bytes the kernel has not taken
+    closing: bool = False  # the room asked to close it: close once the outbox is empty
+
+
+class EventLoopServer:
+    """A single-threaded server driven by readiness events; subclasses say how to wait."""
+
+    name: ClassVar[str]
+
+    def __init__(self, listeners: list[Listener], room: Room) -> None:
+        self.room = room
+        self.listeners = {listener.sock.fileno(): listener for listener in listeners}
+        self.peers: dict[int, Peer] = {}  # fd -> peer
+        self.writers: set[int] = set()  # fds watched for writability: their outbox is not empty
+        self.unflushed: set[int] = set()  # fds given output since the last flush
+        self.waker = Waker()  # a signal writes a byte to it to end the wait
+        self.spare_fd = SpareFd()  # given up to refuse a connection on EMFILE
+        self.running = True
+
+    # -- the variant's part ----------------------------------------------------
+
+    def register(self, fd: int) -> None:
+        """Start watching ``fd`` (for reading, and for writing if it is in ``writers``)."""
+        raise NotImplementedError
+
+    def modify(self, fd: int) -> None:
+        """``fd`` joined or left ``writers``: update what is watched."""
+        raise NotImplementedError
+
+    def unregister(self, fd: int) -> None:
+        """Stop watching ``fd``; called before it is closed."""
+        raise NotImplementedError
+
+    def can_watch(self, fd: int) -> bool:
+        """Can this mechanism watch ``fd`` at all? (select cannot watch fds >= FD_SETSIZE)."""
+        return True
+
+    # -- start and stop ----------------------------------------------------------
+
+    def start(self) -> None:
+        """Watch the listeners and the waker; route signals to the waker."""
+        for fd in self.listeners:
+            self.register(fd)
+        self.register(self.waker.fileno())
+        self.waker.arm()
+
+    def stop(self) -> None:
+        """Called from a signal handler: the loop ends after the wait it is in."""
+        self.running = False
+        self.waker.wake()
+
+    def close(self) -> None:
+        """Tell every client we are going, send what fits, and close every socket."""
+        for listener in self.listeners.values():
+            listener.sock.close()
+        self.deliver(self.room.shutdown())
+        for peer in self.peers.values():
+            _send_what_fits(peer)
+            close_gently(peer.sock)
+        self.peers.clear()
+        self.waker.close()
+        self.spare_fd.close()
+
+    # -- events ----------------------------------------------------------------
+
+    def on_readable(self, fd: int) -> None:
+        if fd in self.listeners:
+            self.accept_from(self.listeners[fd])
+        elif fd == self.waker.fileno():
+            self.waker.drain()  # the signal handler has already cleared self.running
+        elif fd in self.peers:
+            self.read_from(fd)
+
+    def on_writable(self, fd: int) -> None:
+        if fd in self.peers:
+            self.write_to(fd)
+
+    def flush(self) -> None:
+        """Write out what this turn queued, in one ``send`` per peer where the kernel allows."""
+        while self.unflushed:
+            self.write_to(self.unflushed.pop())
+
+    # -- the handlers ----------------------------------------------------------
+
+    def accept_from(self, listener: Listener) -> None:
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _address = listener.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno not in (errno.EMFILE, errno.ENFILE):
+                    log.info("accept failed: %s", error.strerror)  # e.g. ECONNABORTED: move on
+                    continue
+                self.spare_fd.refuse_next(listener.sock, self.room.refusal())
+                continue
+            self.add_peer(sock, listener.protocol)
+
+    def add_peer(self, sock: socket.socket, protocol: str) -> None:
+        sock.setblocking(False)
+        fd = sock.fileno()
+        if not self.can_watch(fd):
+            log.info("refused fd %d: %s cannot watch it", fd, self.name)
+            refuse(sock, self.room.refusal())
+            return
+        # The loop already gathers a turn's output into one send, so Nagle's
+        # algorithm would only add delay.
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.peers[fd] = Peer(sock)
+        self.register(fd)
+        log.info("fd %d connected (%s)", fd, protocol)
+        self.deliver(self.room.connect(fd, protocol))
+
+    def read_from(self, fd: int) -> None:
+        peer = self.peers[fd]
+        try:
+            data = peer.sock.recv(RECV_SIZE)
+        except BlockingIOError:
+            return  # a stale event: another handler this turn already read it
+        except OSError as error:
+            self.drop(fd, error.strerror or "receive failed")  # ECONNRESET, ETIMEDOUT, ...
+            return
+        if not data:  # EOF: the peer closed, or half-closed, its side
+            _send_what_fits(peer)
+            self.drop(fd, "end of stream")
+            return
+        self.deliver(self.room.receive(fd, data))
+
+    def write_to(self, fd: int) -> None:
+        peer = self.peers.get(fd)
+        if peer is None:
+            return
+        if peer.outbox:
+            try:
+                sent = peer.sock.send(peer.outbox)
+            except BlockingIOError:
+                sent = 0
+            except OSError as error:
+                self.drop(fd, error.strerror or "send failed")  # EPIPE, ECONNRESET
+                return
+            del peer.outbox[:sent]
+        if len(peer.outbox) > MAX_OUTBOX:
+            self.drop(fd, f"slow consumer: {len(peer.outbox)} bytes unsent")
+        elif peer.outbox:
+            self.want_write(fd, True)
+        elif peer.closing:
+            self.drop(fd, "closed by the room")
+        else:
+            self.want_write(fd, False)
+
+    def want_write(self, fd: int, wanted: bool) -> None:
+        """Watch ``fd`` for writability exactly while it has output pending."""
+        if wanted == (fd in self.writers):
+            return
+        if wanted:
+            self.writers.add(fd)
+        else:
+            self.writers.discard(fd)
+        self.modify(fd)
+
+    def deliver(self, output: Output) -> None:
+        """Queue what the room asked for; it is written at the end of the turn."""
+        for fd, data in output.sends:
+            peer = self.peers.get(fd)
+            if peer is not None and data:
+                peer.outbox += data
+                self.unflushed.add(fd)
+        for fd in output.closes:
+            if (peer := self.peers.get(fd)) is not None:
+                peer.closing = True
+                self.unflushed.add(fd)
+
+    def drop(self, fd: int, reason: str) -> None:
+        """Close one peer and tell the room, which tells everyone else."""
+        peer = self.peers.pop(fd)
+        self.unregister(fd)
+        self.writers.discard(fd)
+        self.unflushed.discard(fd)
+        peer.sock.close()
+        log.info("fd %d closed: %s", fd, reason)
+        self.deliver(self.room.disconnect(fd))
+
+
+def _send_what_fits(peer: Peer) -> None:
+    """One last non-blocking send of the outbox; what does not fit is lost."""
+    try:
+        peer.sock.send(peer.outbox)
+    except OSError:
+        pass

@@ -1,0 +1,123 @@
+"""Socket chores every variant shares: waking on signals, refusing politely, closing cleanly."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import threading
+
+log = logging.getLogger("chatlab")
+
+MAX_OUTBOX = 1 << 20  # bytes queued for one client before it counts as a slow consumer
+RECV_SIZE = 64 * 1024  # bytes taken per read: one read per turn keeps clients fair
+
+
+class Waker:
+    """A socket pair that signals write to, so a wait that includes it ends on a signal.
+
+    Python runs signal handlers in the main thread, between bytecodes. A thread
+    blocked in select() or accept() runs none, and a signal delivered to some
+    other thread does not even interrupt it. ``signal.set_wakeup_fd`` makes the
+    C-level handler write a byte here, from whichever thread the signal hit, so
+    a loop that waits on this socket too always wakes up (the "self-pipe trick").
+    """
+
+    def __init__(self) -> None:
+        self.reader, self.writer = socket.socketpair()
+        for sock in (self.reader, self.writer):
+            sock.setblocking(False)
+
+    def fileno(self) -> int:
+        return self.reader.fileno()
+
+    def arm(self) -> None:
+        """Route signals here (possible only from the main thread)."""
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(self.writer.fileno(), warn_on_full_buffer=False)
+
+    def wake(self) -> None:
+        """Wake the waiting loop by hand, for a stop that is not a signal."""
+        try:
+            self.writer.send(b"\0")
+        except OSError:
+            pass  # already full: the loop will wake anyway
+
+    def drain(self) -> None:
+        drain(self.reader)
+
+    def close(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.set_wakeup_fd(-1)
+        self.reader.close()
+        self.writer.close()
+
+
+class SpareFd:
+    """One fd held in reserve, to refuse a connection when accept() fails with EMFILE.
+
+    The pending connection keeps the listener readable. Ignoring it would make
+    a level-triggered loop wake at once, forever: a busy spin. So we give up the
+    spare, accept into it, refuse politely, and take the spare back.
+    """
+
+    def __init__(self) -> None:
+        self.fd: int | None = os.open(os.devnull, os.O_RDONLY)
+
+    def refuse_next(self, listener: socket.socket, message: bytes) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+        try:
+            sock, _address = listener.accept()
+        except OSError:
+            pass
+        else:
+            refuse(sock, message)
+        finally:
+            try:
+                self.fd = os.open(os.devnull, os.O_RDONLY)
+            except OSError:
+                log.warning("out of file descriptors: no spare fd to refuse with")
+        log.info("refused a connection: out of file descriptors")
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
+
+
+def refuse(sock: socket.socket, message: bytes) -> None:
+    """Tell a connection we cannot take why, without blocking, and close it."""
+    try:
+        sock.setblocking(False)
+        sock.send(message)
+    except OSError:
+        pass
+    close_gently(sock)
+
+
+def drain(sock: socket.socket, max_reads: int = 16) -> None:
+    """Read and discard what is waiting, without blocking and without end."""
+    try:
+        for _ in range(max_reads):
+            if not sock.recv(RECV_SIZE):
+                return
+    except OSError:
+        pass
+
+
+def close_gently(sock: socket.socket) -> None:
+    """Close after reading what the peer sent, so the close is a FIN, not a reset.
+
+    Closing a socket with unread input makes the kernel send RST, and a reset
+    can make the peer discard the last lines we sent it.
+    """
+    try:
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    sock.setblocking(False)
+    drain(sock)
+    sock.close()

@@ -1,0 +1,191 @@
+"""threaded: a thread per client; each costs a stack and a scheduler slot, and all share one lock.
+
+Every client gets a reader thread, which blocks in ``recv`` and feeds the room,
+and a writer thread, which blocks in ``sendall`` and drains the client's outbox.
+Blocking is fine here because each thread blocks only for its own client, and
+the writer is what keeps a slow consumer from stalling the room: the reader
+that relays a message only appends to the other clients' outboxes, under the
+lock, and never waits for any of them. The price is memory (two stacks per
+connection; notebook 1 measures it), a lock every message takes, and a
+scheduler juggling thousands of threads.
+
+The main thread only accepts. It waits in select() on the listening sockets
+and the signal waker, rather than blocking in accept(), because a signal that
+the kernel delivers to a worker thread would never interrupt an accept().
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import select
+import socket
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+from chatlab.cli import Listener, serve
+from chatlab.room import Output, Room
+from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, Waker, close_gently, refuse
+
+SHUTDOWN_GRACE = 2.0  # seconds the writers get to send their goodbyes
+
+
+@dataclass(eq=False)
+class Client:
+    """One connected client and its two threads."""
+
+    sock: socket.socket
+    cid: int
+    has_output: threading.Condition  # notified when outbox grows or closing is set
+    outbox: bytearray = field(default_factory=bytearray)  # queued bytes the writer has not sent
+    closing: bool = False  # the writer sends what is queued, then ends the connection
+    threads: list[threading.Thread] = field(default_factory=list)  # reader and writer
+
+
+class ThreadedServer:
+    """The chat room with a reader and a writer thread per client."""
+
+    name = "threaded"
+
+    def __init__(self, listeners: list[Listener], room: Room) -> None:
+        self.room = room
+        self.listeners = {listener.sock.fileno(): listener for listener in listeners}
+        self.lock = threading.Lock()  # guards the room, self.clients and every outbox
+        self.clients: dict[int, Client] = {}  # cid -> client
+        self.cids = itertools.count(1)  # fds are reused too soon to name a threaded client
+        self.waker = Waker()  # a signal writes a byte to it to end the main thread's wait
+        self.spare_fd = SpareFd()  # given up to refuse a connection on EMFILE
+        self.running = True
+
+    def run(self) -> None:
+        """Accept clients and start their threads; until a signal stops us."""
+        self.waker.arm()
+        while self.running:
+            ready, _, _ = select.select([*self.listeners, self.waker], [], [])
+            for fd in ready:
+                if fd in self.listeners:
+                    self.accept_from(self.listeners[fd])
+                else:
+                    self.waker.drain()
+        self.close()
+
+    def stop(self) -> None:
+        """Called from a signal handler: the main thread's wait has already ended."""
+        self.running = False
+        self.waker.wake()
+
+    def accept_from(self, listener: Listener) -> None:
+        try:
+            sock, _address = listener.sock.accept()
+        except BlockingIOError:
+            return
+        except OSError as error:
+            if error.errno in (errno.EMFILE, errno.ENFILE):
+                self.spare_fd.refuse_next(listener.sock, self.room.refusal())
+            return
+        self.start_client(sock, listener.protocol)
+
+    def start_client(self, sock: socket.socket, protocol: str) -> None:
+        sock.setblocking(True)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        client = Client(sock, next(self.cids), threading.Condition(self.lock))
+        client.threads = [
+            threading.Thread(target=target, args=(client,), daemon=True)
+            for target in (self.read_loop, self.write_loop)
+        ]
+        with self.lock:
+            self.clients[client.cid] = client
+            self.deliver(self.room.connect(client.cid, protocol))
+        try:
+            for thread in client.threads:
+                thread.start()
+        except RuntimeError:  # "can't start new thread": out of memory or thread slots
+            with self.lock:
+                del self.clients[client.cid]
+                self.deliver(self.room.disconnect(client.cid))
+            refuse(sock, self.room.refusal())
+
+    def read_loop(self, client: Client) -> None:
+        """The reader thread: block in recv, feed the room under the lock."""
+        try:
+            while data := client.sock.recv(RECV_SIZE):
+                with self.lock:
+                    self.deliver(self.room.receive(client.cid, data))
+        except OSError:
+            pass  # reset, or the writer shut the socket down
+        with self.lock:
+            self.clients.pop(client.cid, None)
+            self.end(client)
+            self.deliver(self.room.disconnect(client.cid))
+        writer = client.threads[1]
+        writer.join(SHUTDOWN_GRACE)  # let it send what is queued, unless the client is not reading
+        if writer.is_alive():
+            _shut_down(client.sock)  # makes the blocked sendall fail
+            writer.join()
+        close_gently(client.sock)
+
+    def write_loop(self, client: Client) -> None:
+        """The writer thread: wait for output and send it; only this thread waits on its client."""
+        while True:
+            with self.lock:
+                while not client.outbox and not client.closing:
+                    client.has_output.wait()
+                data = bytes(client.outbox)
+                client.outbox.clear()
+            if not data:
+                break  # closing, and nothing left to send
+            try:
+                client.sock.sendall(data)
+            except OSError:
+                break
+        _shut_down(client.sock)  # wakes the reader, if it is still in recv
+
+    def deliver(self, output: Output) -> None:
+        """Queue what the room asked for and wake the writers; the caller holds the lock."""
+        for cid, data in output.sends:
+            client = self.clients.get(cid)
+            if client is None or not data:
+                continue
+            client.outbox += data
+            if len(client.outbox) > MAX_OUTBOX:  # a slow consumer: disconnect it
+                client.outbox.clear()
+                _shut_down(client.sock)
+            client.has_output.notify()
+        for cid in output.closes:
+            if (client := self.clients.get(cid)) is not None:
+                self.end(client)
+
+    def end(self, client: Client) -> None:
+        """Ask the writer to send what is queued and close; the caller holds the lock."""
+        client.closing = True
+        client.has_output.notify()
+
+    def close(self) -> None:
+        """Tell every client we are going, give the writers a moment, then close everything."""
+        for listener in self.listeners.values():
+            listener.sock.close()
+        with self.lock:
+            self.deliver(self.room.shutdown())
+            threads = [thread for client in self.clients.values() for thread in client.threads]
+        deadline = time.monotonic() + SHUTDOWN_GRACE
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+        with self.lock:
+            for client in self.clients.values():
+                _shut_down(client.sock)
+        self.waker.close()
+        self.spare_fd.close()
+
+
+def _shut_down(sock: socket.socket) -> None:
+    """End both directions now; a thread blocked on the socket returns at once."""
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass  # already closed
+
+
+if __name__ == "__main__":
+    sys.exit(serve(ThreadedServer))

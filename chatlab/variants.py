@@ -1,0 +1,43 @@
+"""Which server variants exist, and which of them this platform can run."""
+
+from __future__ import annotations
+
+import importlib
+import select
+import sys
+
+# variant -> its server class, in the order a student should read them:
+# each one fixes the previous one's wall.
+SERVER_CLASSES = {
+    "blocking": "BlockingServer",
+    "threaded": "ThreadedServer",
+    "select": "SelectServer",
+    "poll": "PollServer",
+    "epoll": "EpollServer",
+}
+VARIANTS = tuple(SERVER_CLASSES)
+
+
+def is_available(variant: str) -> bool:
+    """Does this platform have the mechanism the variant is built on?"""
+    if variant == "epoll":
+        return hasattr(select, "epoll")
+    if variant == "poll":
+        # Windows has no poll(); macOS has one, which CPython exposes.
+        return hasattr(select, "poll") and sys.platform != "win32"
+    return variant in SERVER_CLASSES
+
+
+def available_variants() -> list[str]:
+    return [variant for variant in VARIANTS if is_available(variant)]
+
+
+def best_variant() -> str:
+    """What ``python -m chatlab`` runs: epoll where there is one, else select."""
+    return "epoll" if is_available("epoll") else "select"
+
+
+def server_class(variant: str) -> type:
+    """The server class of ``chatlab.<variant>``."""
+    module = importlib.import_module(f"chatlab.{variant}")
+    return getattr(module, SERVER_CLASSES[variant])
