@@ -1,0 +1,250 @@
+"""The notebooks: stored clean, run top to bottom, and each one's key result holds in its data.
+
+Each notebook is executed with nbclient in quick mode (``CHATLAB_QUICK=1``,
+unless the environment already sets it: ``CHATLAB_QUICK=0 pytest
+tests/test_notebooks.py`` is a full-size run). The kernel gets
+``CHATLAB_ARTIFACTS``, so the notebook's last cell writes its numbers to
+``<artifacts>/results/<notebook>.json``, which the checks below read. The
+executed notebook goes to ``<artifacts>/notebooks/`` and every figure to
+``<artifacts>/figures/<figure name>.png`` (the name is in the cell's
+``chatlab.figure`` metadata), so CI can publish what the reader would see.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from chatlab.measure import quick_mode
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK_DIR = ROOT / "notebooks"
+NOTEBOOKS = [
+    "01-why-multiplex",
+    "02-select-cost",
+    "03-the-1024-wall",
+    "04-poll-and-epoll",
+    "05-servers-under-load",
+]
+QUICK = os.environ.get("CHATLAB_QUICK", "1")
+KIB = 1024
+
+
+def _artifacts() -> Path:
+    configured = os.environ.get("CHATLAB_ARTIFACTS")
+    return Path(configured).resolve() if configured else ROOT / "artifacts"
+
+
+def _read(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOK_DIR / f"{name}.ipynb", as_version=4)
+
+
+def _figure_cells(nb: nbformat.NotebookNode) -> list[tuple[str, Any]]:
+    return [
+        (cell.metadata["chatlab"]["figure"], cell)
+        for cell in nb.cells
+        if cell.cell_type == "code" and "figure" in cell.metadata.get("chatlab", {})
+    ]
+
+
+# -- what is committed ---------------------------------------------------------------
+
+
+def test_the_five_notebooks_are_there_and_nothing_else() -> None:
+    assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NOTEBOOKS
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_committed_notebook_has_no_outputs_or_execution_counts(name: str) -> None:
+    nb = _read(name)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert cell.outputs == [], f"{name} cell {i} carries outputs"
+            assert cell.execution_count is None, f"{name} cell {i} has an execution count"
+        assert "execution" not in cell.metadata, f"{name} cell {i} carries timing metadata"
+    assert "widgets" not in nb.metadata
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+
+
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_opens_with_what_you_learn_and_ends_with_check_yourself(name: str) -> None:
+    nb = _read(name)
+    first, last = nb.cells[0], nb.cells[-1]
+    assert first.cell_type == last.cell_type == "markdown"
+    assert "What you will learn" in first.source
+    assert "Check yourself" in last.source
+    assert re.search(r"Exercise \d", last.source), "questions must point at the exercises"
+
+
+def test_every_figure_has_a_current_copy_in_docs_linked_from_the_readme_draft() -> None:
+    section = (ROOT / "docs" / "notebooks.md").read_text(encoding="utf-8")
+    for name in NOTEBOOKS:
+        for figure, _ in _figure_cells(_read(name)):
+            assert (ROOT / "docs" / "figures" / f"{figure}.png").is_file(), figure
+            assert f"figures/{figure}.png" in section, f"docs/notebooks.md does not show {figure}"
+
+
+# -- run them --------------------------------------------------------------------------
+
+
+def _execute(name: str, artifacts: Path, monkeypatch: pytest.MonkeyPatch) -> nbformat.NotebookNode:
+    """Run the notebook in a fresh kernel; keep the executed copy even if it fails."""
+    monkeypatch.setenv("CHATLAB_QUICK", QUICK)  # the kernel inherits this environment
+    monkeypatch.setenv("CHATLAB_ARTIFACTS", str(artifacts))
+    (artifacts / "results" / f"{name}.json").unlink(missing_ok=True)  # never read a stale one
+    nb = _read(name)
+    client = NotebookClient(
+        nb,
+        kernel_name="python3",
+        timeout=300,
+        resources={"metadata": {"path": str(NOTEBOOK_DIR)}},
+    )
+    try:
+        client.execute()
+    finally:
+        (artifacts / "notebooks").mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, artifacts / "notebooks" / f"{name}.ipynb")
+    return nb
+
+
+def _export_figures(nb: nbformat.NotebookNode, artifacts: Path) -> dict[str, Path]:
+    """Write each figure cell's PNG to ``<artifacts>/figures``; every one must have exactly one."""
+    folder = artifacts / "figures"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = {}
+    for figure, cell in _figure_cells(nb):
+        pngs = [out.data["image/png"] for out in cell.outputs if "image/png" in out.get("data", {})]
+        assert len(pngs) == 1, f"figure cell {figure} produced {len(pngs)} images"
+        path = folder / f"{figure}.png"
+        path.write_bytes(base64.b64decode(pngs[0]))
+        written[figure] = path
+    return written
+
+
+@pytest.mark.timeout(150 if QUICK.strip().lower() in {"1", "true", "yes", "on"} else 900)
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook_runs_and_its_key_result_holds(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    artifacts = _artifacts()
+    nb = _execute(name, artifacts, monkeypatch)
+    errors = [
+        out for cell in nb.cells for out in cell.get("outputs", []) if out.output_type == "error"
+    ]
+    assert errors == []
+    figures = _export_figures(nb, artifacts)
+    assert figures, f"{name} drew no figure"
+    assert all(path.stat().st_size > 10_000 for path in figures.values())
+    results = json.loads((artifacts / "results" / f"{name}.json").read_text())
+    assert results["quick"] is quick_mode()  # the kernel saw the same setting we did
+    CHECKS[name](results)
+
+
+# -- the key result of each notebook ---------------------------------------------------
+
+
+def _check_why_multiplex(r: dict[str, Any]) -> None:
+    blocking, threaded = r["greeting_ms"]["blocking"], r["greeting_ms"]["threaded"]
+    hold = blocking["hold_ms"]
+    assert blocking["second"]["median"] >= 0.9 * hold  # B waited for A to leave
+    assert threaded["second"]["median"] < 0.2 * hold  # B was served at once
+    assert blocking["first"]["median"] < 0.2 * hold
+    assert 0 < r["thread_rss_bytes_per_thread"] < 1024 * KIB
+    idle = r["threaded_idle"]
+    assert idle["threads_per_client"] == pytest.approx(2.0, abs=0.05)  # a reader and a writer
+    assert idle["rss_per_client"] > 8 * KIB
+    assert idle["vms_per_client"] > 2 * 1024 * KIB  # stacks are reserved, mostly not resident
+    assert idle["vms_per_client"] > 20 * idle["rss_per_client"]
+
+
+def _check_select_cost(r: dict[str, Any]) -> None:
+    sockets, ints = r["select_sockets"], r["select_ints"]
+    assert sockets["ns_per_fd"] > 5  # select's cost grows with N ...
+    assert 0.6 < sockets["loglog_exponent_n_ge_100"] < 1.6  # ... about in proportion
+    assert 0 < ints["ns_per_fd"] < sockets["ns_per_fd"]  # ints skip the .fileno() calls
+    assert r["breakdown_ns_per_fd"]["kernel_check"] > 0
+    single = r["single_fd_ns"]
+    assert single["1023"] < 2 * single["3"]  # the bitmap size is not what grows
+    ns = r["sweep"]["series"]["select-sockets"]["ns"]
+    biggest = r["sweep"]["series"]["select-sockets"]["median"][-1]
+    assert ns[-1] == 1000
+    assert biggest > 20 * single["1023"]  # watching 1,000 costs far more than one high fd
+
+
+def _check_the_wall(r: dict[str, Any]) -> None:
+    assert r["ceiling"]["fd"] == 1024
+    assert r["ceiling"]["error"] == "ValueError: filedescriptor out of range in select()"
+    assert r["emfile"]["highest_fd"] == 1023
+    assert "Too many open files" in r["emfile"]["error"]
+    table = r["watch_at"]
+    assert table["1023"]["select"] == "ok"
+    assert table["1024"]["select"].startswith("ValueError")
+    assert all(table[n]["poll"] == table[n]["epoll"] == "ok" for n in ("1024", "5000"))
+    select_flood = r["floods"]["select"]
+    capacity = 1024 - len(select_flood["server_fds_before"])
+    assert select_flood["welcomed"] == capacity  # exactly up to fd 1,023
+    assert select_flood["first_refused"] == capacity + 1
+    assert select_flood["refused"] == select_flood["count"] - capacity > 0
+    assert select_flood["other"] == 0  # refused politely, never dropped silently
+    for variant in ("poll", "epoll"):
+        flood = r["floods"][variant]
+        assert flood["welcomed"] == flood["count"] > 1024 - len(flood["server_fds_before"])
+
+
+def _check_poll_epoll(r: dict[str, Any]) -> None:
+    one, every = r["loglog_exponent_one_ready"], r["loglog_exponent_all_ready"]
+    assert one["poll"] > 0.6  # poll checks every fd every call
+    assert one["select-ints"] > 0.6
+    assert abs(one["epoll"]) < 0.15  # epoll: flat in N
+    assert abs(one["selector"]) < 0.2
+    calls = r["ns_per_call_one_ready"]
+    assert calls["epoll"]["10000"] < 2 * calls["epoll"]["10"]
+    assert calls["poll"]["10000"] > 20 * calls["epoll"]["10000"]
+    assert every["epoll"] > 0.6  # all ready: epoll's advantage is gone
+    trigger = r["trigger"]
+    assert trigger["level"]["second_wait_events"] == 1
+    assert trigger["edge"]["second_wait_events"] == 0
+    assert trigger["edge"]["stranded"] == 1024  # the hang: data there, nothing reported
+    assert trigger["edge-drain"]["read_after_first_wait"] == 2048
+    assert trigger["edge-drain"]["stranded"] == 0
+
+
+def _check_under_load(r: dict[str, Any]) -> None:
+    runs = r["runs"]
+    assert {run["variant"] for run in runs} == {"threaded", "select", "poll", "epoll"}
+    for run in runs:
+        assert run["deliveries"] == run["expected"] > 0  # no line lost
+        assert run["deliveries_per_s"]["median"] > 0
+    largest = max(run["clients"] for run in runs)
+    for run in runs:
+        if run["clients"] == largest:
+            if run["variant"] == "threaded":
+                assert run["threads"] >= 2 * largest
+            else:
+                assert run["threads"] < 5  # one loop, whatever the room size
+    cpu = {
+        run["variant"]: run["server_cpu_us"]["median"] for run in runs if run["clients"] == largest
+    }
+    for variant in ("select", "poll", "epoll"):
+        assert 0 < cpu[variant] < cpu["threaded"] / 2  # a thread per client costs CPU per line
+    per_client = r["rss_per_client_bytes"]
+    assert per_client["threaded"] > 16 * KIB
+    for variant in ("select", "poll", "epoll"):
+        assert per_client[variant] < per_client["threaded"] / 4
+
+
+CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
+    "01-why-multiplex": _check_why_multiplex,
+    "02-select-cost": _check_select_cost,
+    "03-the-1024-wall": _check_the_wall,
+    "04-poll-and-epoll": _check_poll_epoll,
+    "05-servers-under-load": _check_under_load,
+}
