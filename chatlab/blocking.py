@@ -12,6 +12,7 @@ and there is none. That wall is the reason the other four variants exist
 from __future__ import annotations
 
 import contextlib
+import logging
 import select
 import socket
 import sys
@@ -19,7 +20,9 @@ from collections.abc import Iterator
 
 from chatlab.cli import Listener, serve
 from chatlab.room import Output, Room
-from chatlab.sockets import RECV_SIZE
+from chatlab.sockets import RECV_SIZE, close_gently
+
+log = logging.getLogger("chatlab")
 
 
 class Shutdown(Exception):
@@ -80,9 +83,10 @@ class BlockingServer:
     def serve_client(self, sock: socket.socket, protocol: str) -> None:
         """Greet, then read and answer, until the client or the room ends it."""
         cid = sock.fileno()
+        log.info("fd %d connected (%s)", cid, protocol)
         try:
             if self.send_output(sock, self.room.connect(cid, protocol)):
-                while self.running:
+                while True:  # until the client leaves, or a signal makes recv raise Shutdown
                     with self.interruptible():
                         data = sock.recv(RECV_SIZE)
                     if not data or not self.send_output(sock, self.room.receive(cid, data)):
@@ -92,7 +96,8 @@ class BlockingServer:
         finally:
             if self.running:
                 self.room.disconnect(cid)  # nobody else is here to be told
-                sock.close()
+                close_gently(sock)  # a reset could destroy the output still in the kernel
+                log.info("fd %d closed", cid)
 
     def send_output(self, sock: socket.socket, output: Output) -> bool:
         """Send what the room has for our one client; False once it should be closed."""

@@ -16,10 +16,12 @@ import argparse
 import errno
 import logging
 import logging.handlers
+import os
 import queue
 import signal
 import socket
 import sys
+import threading
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -116,8 +118,8 @@ def serve(server_class: ServerClass, argv: list[str] | None = None) -> int:
         return 1
     room = Room(max_line=options.max_line, max_clients=options.max_clients)
     server = server_class(listeners, room)
-    announce(variant, listeners)
-    with stop_on_signals(server):
+    with stop_on_signals(server):  # before announcing: a signal may follow the announcement at once
+        announce(variant, listeners)
         server.run()
     return 0
 
@@ -168,10 +170,17 @@ def announce(variant: str, listeners: list[Listener]) -> None:
 
 
 class stop_on_signals:
-    """Route SIGINT and SIGTERM to ``server.stop()`` for the duration of a ``with``."""
+    """Route SIGINT and SIGTERM to ``server.stop()`` for the duration of a ``with``.
+
+    The handler does nothing else; in particular it does not log. Python runs
+    it in the main thread between two bytecodes of whatever that thread was
+    doing, perhaps a log call holding the log queue's lock, and a second log
+    call from the handler would wait for that lock forever.
+    """
 
     def __init__(self, server: Server) -> None:
         self.server = server
+        self.received: str | None = None  # the name of the signal that stopped the server
 
     def __enter__(self) -> None:
         self.previous = {
@@ -181,9 +190,11 @@ class stop_on_signals:
     def __exit__(self, *exc_info: object) -> None:
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
+        if self.received is not None:
+            log.info("%s: shut down", self.received)
 
     def _handle(self, signum: int, frame: object) -> None:
-        log.info("%s: shutting down", signal.Signals(signum).name)
+        self.received = signal.Signals(signum).name
         self.server.stop()
 
 
@@ -223,10 +234,25 @@ def setup_logging(verbose: bool) -> None:
     log.setLevel(logging.INFO if verbose else logging.WARNING)
     log.propagate = False
     records: queue.Queue[logging.LogRecord] = queue.Queue(maxsize=10_000)
-    to_stderr = logging.StreamHandler(sys.stderr)
-    to_stderr.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S"))
-    logging.handlers.QueueListener(records, to_stderr).start()  # a daemon thread
+    formatter = logging.Formatter("%(asctime)s %(message)s", "%H:%M:%S")
+    threading.Thread(target=_write_log, args=(records, formatter), daemon=True).start()
     log.handlers[:] = [_DroppingQueueHandler(records)]
+
+
+def _write_log(records: queue.Queue[logging.LogRecord], formatter: logging.Formatter) -> None:
+    """The log writer thread: the only code that may block on stderr.
+
+    It writes with ``os.write`` and holds no lock while it waits. A stderr pipe
+    that nobody reads then stalls this thread alone: had it blocked inside a
+    ``StreamHandler``, the exit would hang too, as ``logging.shutdown()`` and
+    the final flush of ``sys.stderr`` wait for the locks it would be holding.
+    """
+    while True:
+        line = formatter.format(records.get()) + "\n"
+        try:
+            os.write(sys.stderr.fileno(), line.encode("utf-8", "replace"))
+        except OSError:
+            pass  # stderr is closed: there is nowhere to log to
 
 
 def _port(text: str) -> int:

@@ -134,7 +134,8 @@ class EventLoopServer:
                 if error.errno not in (errno.EMFILE, errno.ENFILE):
                     log.info("accept failed: %s", error.strerror)  # e.g. ECONNABORTED: move on
                     continue
-                self.spare_fd.refuse_next(listener.sock, self.room.refusal())
+                if not self.spare_fd.refuse_next(listener.sock, self.room.refusal()):
+                    return  # at EMFILE accept() fails even with nobody waiting
                 continue
             self.add_peer(sock, listener.protocol)
 
@@ -218,7 +219,7 @@ class EventLoopServer:
         self.unregister(fd)
         self.writers.discard(fd)
         self.unflushed.discard(fd)
-        peer.sock.close()
+        close_gently(peer.sock)  # a reset could destroy the output still in the kernel
         log.info("fd %d closed: %s", fd, reason)
         self.deliver(self.room.disconnect(fd))
 

@@ -177,6 +177,11 @@ class Room:
                 out.sends.append((cid, conn.codec.encode("* server shutting down")))
             out.sends.append((cid, conn.codec.goodbye()))
             out.closes.append(cid)
+            conn.closing = True
+        # Nobody is a member any more: the departures that follow announce nothing,
+        # so "* server shutting down" stays every client's last line.
+        self.members.clear()
+        self._nick_owner.clear()
         return out
 
     def refusal(self) -> bytes:

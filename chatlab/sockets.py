@@ -65,22 +65,24 @@ class SpareFd:
     def __init__(self) -> None:
         self.fd: int | None = os.open(os.devnull, os.O_RDONLY)
 
-    def refuse_next(self, listener: socket.socket, message: bytes) -> None:
+    def refuse_next(self, listener: socket.socket, message: bytes) -> bool:
+        """Refuse the next waiting connection; False if there was none to refuse."""
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
         try:
             sock, _address = listener.accept()
         except OSError:
-            pass
+            sock = None  # nobody is waiting (EAGAIN), or the peer has given up
         else:
             refuse(sock, message)
+            log.info("refused a connection: out of file descriptors")
         finally:
             try:
                 self.fd = os.open(os.devnull, os.O_RDONLY)
             except OSError:
                 log.warning("out of file descriptors: no spare fd to refuse with")
-        log.info("refused a connection: out of file descriptors")
+        return sock is not None
 
     def close(self) -> None:
         if self.fd is not None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import errno
 import itertools
+import logging
 import select
 import socket
 import sys
@@ -28,6 +29,8 @@ from dataclasses import dataclass, field
 from chatlab.cli import Listener, serve
 from chatlab.room import Output, Room
 from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, Waker, close_gently, refuse
+
+log = logging.getLogger("chatlab")
 
 SHUTDOWN_GRACE = 2.0  # seconds the writers get to send their goodbyes
 
@@ -41,7 +44,7 @@ class Client:
     has_output: threading.Condition  # notified when outbox grows or closing is set
     outbox: bytearray = field(default_factory=bytearray)  # queued bytes the writer has not sent
     closing: bool = False  # the writer sends what is queued, then ends the connection
-    threads: list[threading.Thread] = field(default_factory=list)  # reader and writer
+    threads: list[threading.Thread] = field(default_factory=list)  # writer and reader
 
 
 class ThreadedServer:
@@ -91,10 +94,12 @@ class ThreadedServer:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client = Client(sock, next(self.cids), threading.Condition(self.lock))
+        # The writer starts first: a reader whose peer is already gone joins it at once.
         client.threads = [
             threading.Thread(target=target, args=(client,), daemon=True)
-            for target in (self.read_loop, self.write_loop)
+            for target in (self.write_loop, self.read_loop)
         ]
+        log.info("client %d connected (%s)", client.cid, protocol)
         with self.lock:
             self.clients[client.cid] = client
             self.deliver(self.room.connect(client.cid, protocol))
@@ -119,12 +124,13 @@ class ThreadedServer:
             self.clients.pop(client.cid, None)
             self.end(client)
             self.deliver(self.room.disconnect(client.cid))
-        writer = client.threads[1]
+        writer = client.threads[0]
         writer.join(SHUTDOWN_GRACE)  # let it send what is queued, unless the client is not reading
         if writer.is_alive():
             _shut_down(client.sock)  # makes the blocked sendall fail
             writer.join()
         close_gently(client.sock)
+        log.info("client %d closed", client.cid)
 
     def write_loop(self, client: Client) -> None:
         """The writer thread: wait for output and send it; only this thread waits on its client."""
@@ -150,6 +156,7 @@ class ThreadedServer:
                 continue
             client.outbox += data
             if len(client.outbox) > MAX_OUTBOX:  # a slow consumer: disconnect it
+                log.info("client %d dropped: slow consumer", cid)
                 client.outbox.clear()
                 _shut_down(client.sock)
             client.has_output.notify()
