@@ -5,7 +5,7 @@ on it, blocking, until it leaves; only then accept the next. A second client's
 connection is completed by the kernel (it sits in the listen backlog) but it
 gets no greeting, and nobody reads what it sends, until the first client has
 gone. With one member the room is quiet: chat goes to "every other client",
-and there is none. That wall is the reason the other four variants exist
+and there is none. That wall is the reason the other variants exist
 (notebook 1 measures the wait).
 """
 

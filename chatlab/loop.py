@@ -134,7 +134,8 @@ class EventLoopServer:
                 if error.errno not in (errno.EMFILE, errno.ENFILE):
                     log.info("accept failed: %s", error.strerror)  # e.g. ECONNABORTED: move on
                     continue
-                if not self.spare_fd.refuse_next(listener.sock, self.room.refusal()):
+                refusal = self.room.refusal(listener.protocol)
+                if not self.spare_fd.refuse_next(listener.sock, refusal):
                     return  # at EMFILE accept() fails even with nobody waiting
                 continue
             self.add_peer(sock, listener.protocol)
@@ -144,7 +145,7 @@ class EventLoopServer:
         fd = sock.fileno()
         if not self.can_watch(fd):
             log.info("refused fd %d: %s cannot watch it", fd, self.name)
-            refuse(sock, self.room.refusal())
+            refuse(sock, self.room.refusal(protocol))
             return
         # The loop already gathers a turn's output into one send, so Nagle's
         # algorithm would only add delay.

@@ -89,6 +89,10 @@ class Codec(Protocol):
         """Bytes to send last when the server closes the connection."""
         ...
 
+    def refuse(self, line: str) -> bytes:
+        """All a connection the server cannot take gets: ``line``, in its protocol."""
+        ...
+
 
 class LineCodec:
     """The newline protocol: UTF-8 lines ending in ``\\n``."""
@@ -111,6 +115,9 @@ class LineCodec:
 
     def goodbye(self) -> bytes:
         return b""
+
+    def refuse(self, line: str) -> bytes:
+        return self.encode(line)
 
 
 @dataclass
@@ -184,9 +191,9 @@ class Room:
         self._nick_owner.clear()
         return out
 
-    def refusal(self) -> bytes:
-        """The line for a connection the loop cannot take at all (no fd to spare)."""
-        return LineCodec(self.max_line).encode(self._full_message())
+    def refusal(self, protocol: str = "line") -> bytes:
+        """What to send a connection the loop cannot take at all (no fd it can watch)."""
+        return self._codec_for(protocol).refuse(self._full_message())
 
     # -- events ---------------------------------------------------------------
 

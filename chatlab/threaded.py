@@ -86,7 +86,7 @@ class ThreadedServer:
             return
         except OSError as error:
             if error.errno in (errno.EMFILE, errno.ENFILE):
-                self.spare_fd.refuse_next(listener.sock, self.room.refusal())
+                self.spare_fd.refuse_next(listener.sock, self.room.refusal(listener.protocol))
             return
         self.start_client(sock, listener.protocol)
 
@@ -109,8 +109,10 @@ class ThreadedServer:
         except RuntimeError:  # "can't start new thread": out of memory or thread slots
             with self.lock:
                 del self.clients[client.cid]
+                client.outbox.clear()
+                self.end(client)  # a writer that did start ends at once
                 self.deliver(self.room.disconnect(client.cid))
-            refuse(sock, self.room.refusal())
+            refuse(sock, self.room.refusal(protocol))
 
     def read_loop(self, client: Client) -> None:
         """The reader thread: block in recv, feed the room under the lock."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from itertools import pairwise
 
+import h11
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -300,6 +301,16 @@ def test_a_place_frees_up_when_a_member_leaves() -> None:
 def test_refusal_is_one_line() -> None:
     assert Room(max_clients=5).refusal() == b"! server full (5 clients); try again later\n"
     assert Room().refusal() == b"! server full; try again later\n"
+
+
+def test_a_browser_is_refused_with_a_503_it_can_parse() -> None:
+    browser = h11.Connection(h11.CLIENT)
+    browser.send(h11.Request(method="GET", target="/", headers=[("Host", "127.0.0.1")]))
+    browser.receive_data(Room(max_clients=5).refusal("web"))
+    response, body = browser.next_event(), browser.next_event()
+    assert isinstance(response, h11.Response) and response.status_code == 503
+    assert bytes(body.data) == b"! server full (5 clients); try again later\n"
+    assert isinstance(browser.next_event(), h11.EndOfMessage)
 
 
 def test_shutdown_tells_every_member_and_closes_every_connection() -> None:

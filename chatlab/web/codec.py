@@ -125,6 +125,22 @@ class WebCodec:
             return b""  # plain HTTP, or the close handshake has already begun
         return self.ws.send(CloseConnection(code=CloseReason.GOING_AWAY, reason="server closing"))
 
+    def refuse(self, line: str) -> bytes:
+        """A 503 for a browser the server cannot take, sent before its request is read.
+
+        h11 will not answer a request it has not seen, so this one fixed
+        response is written out by hand; nothing is parsed.
+        """
+        body = f"{line}\n".encode()
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\n"
+            "Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            "Retry-After: 5\r\n"
+            "Connection: close\r\n\r\n"
+        )
+        return head.encode() + body
+
     # -- HTTP --------------------------------------------------------------------
 
     def _receive_http(self, data: bytes) -> list[Event]:
