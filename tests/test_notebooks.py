@@ -86,12 +86,12 @@ def test_notebook_opens_with_what_you_learn_and_ends_with_check_yourself(name: s
     assert re.search(r"Exercise \d", last.source), "questions must point at the exercises"
 
 
-def test_every_figure_has_a_current_copy_in_docs_linked_from_the_readme_draft() -> None:
-    section = (ROOT / "docs" / "notebooks.md").read_text(encoding="utf-8")
+def test_every_figure_has_a_current_copy_in_docs_linked_from_the_readme() -> None:
+    section = (ROOT / "README.md").read_text(encoding="utf-8")
     for name in NOTEBOOKS:
         for figure, _ in _figure_cells(_read(name)):
             assert (ROOT / "docs" / "figures" / f"{figure}.png").is_file(), figure
-            assert f"figures/{figure}.png" in section, f"docs/notebooks.md does not show {figure}"
+            assert f"figures/{figure}.png" in section, f"README.md does not show {figure}"
 
 
 # -- run them --------------------------------------------------------------------------
