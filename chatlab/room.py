@@ -307,9 +307,18 @@ class Room:
         out.sends.append((cid, self.connections[cid].codec.encode(line)))
 
     def _broadcast(self, out: Output, line: str, exclude: int | None = None) -> None:
+        # Every newline member gets the same bytes: encode them once, not once per
+        # member. In a busy room this per-copy cost is most of what the server pays.
+        shared: bytes | None = None
         for cid in self.members:
-            if cid != exclude:
-                self._tell(out, cid, line)
+            if cid == exclude:
+                continue
+            codec = self.connections[cid].codec
+            if type(codec) is LineCodec:
+                shared = shared or codec.encode(line)
+                out.sends.append((cid, shared))
+            else:  # a WebSocket frame depends on the state of its connection
+                out.sends.append((cid, codec.encode(line)))
 
     def _close(self, out: Output, cid: int) -> None:
         conn = self.connections[cid]
