@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import select
 import sys
 
@@ -14,6 +15,8 @@ SERVER_CLASSES = {
     "select": "SelectServer",
     "poll": "PollServer",
     "epoll": "EpollServer",
+    "asyncio": "AsyncioServer",  # the baselines the benchmark measures the kit against
+    "uvloop": "UvloopServer",
 }
 VARIANTS = tuple(SERVER_CLASSES)
 
@@ -25,6 +28,8 @@ def is_available(variant: str) -> bool:
     if variant == "poll":
         # Windows has no poll(); macOS has one, which CPython exposes.
         return hasattr(select, "poll") and sys.platform != "win32"
+    if variant == "uvloop":
+        return importlib.util.find_spec("uvloop") is not None  # an optional dependency
     return variant in SERVER_CLASSES
 
 

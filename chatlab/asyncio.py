@@ -1,0 +1,288 @@
+"""asyncio: the chat room on asyncio streams, the server a Python programmer would ship.
+
+This variant is the benchmark's baseline (``python -m chatlab.bench``): the same
+``Room``, command line and protocol as the kit's own loops, served the way the
+standard library intends, so the comparison is like for like. How it is built,
+and why:
+
+- Each connection becomes a pair of streams (``asyncio.open_connection``) and
+  a ``serve_client`` coroutine that awaits ``reader.read`` and feeds the room.
+  The event loop underneath is epoll (through ``selectors``), as in the epoll
+  variant; the difference is everything Python does around it.
+- Output is never written by whoever caused it. ``deliver`` appends to each
+  receiver's ``outbox`` and wakes that receiver's writer task, which hands the
+  whole outbox to the transport in one ``write`` and then awaits ``drain()``.
+  Everything the room queued for a client during one turn of the loop goes out
+  in one ``send``: the batching the kit's loops do in ``flush``.
+- ``drain()`` is the flow control: it returns at once while the transport's
+  buffer is under its high-water mark (64 KiB) and waits while the client is
+  not reading. Lines then pile up in the outbox, never in the sender's path:
+  awaiting a receiver's ``drain()`` in the sender's coroutine would let one
+  slow reader stall everybody who talks. A client whose outbox and transport
+  buffer pass ``MAX_OUTBOX`` (1 MiB) is a slow consumer and is cut off, as in
+  every other variant.
+- Closing is gentle: after its last bytes the writer half-closes (``write_eof``,
+  a FIN); the connection ends when the peer closes its side, or after
+  ``CLOSE_GRACE`` seconds if it does not.
+- Signals go through ``loop.add_signal_handler``, which routes them through the
+  loop's own self-pipe: a SIGTERM that the kernel hands to another thread (the
+  log writer) still wakes the loop.
+
+Why not ``asyncio.start_server``? We accept ourselves, like the kit's loops, for
+two reasons measured on this kit. When the process runs out of file
+descriptors, CPython 3.11's accept loop schedules one retry per pass of its
+loop instead of one in all (CPython issue 151615), and the retries multiply
+until the server spins; we refuse the caller politely with a spare fd instead.
+And uvloop's server (libuv) accepts one connection per turn of the loop, so
+every newcomer's "joined" notice went out to every member in a turn of its
+own, one ``send`` each: connecting 2,000 clients took over a minute. Accepting
+up to ``ACCEPT_BATCH`` connections per turn lets their notices share one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import itertools
+import logging
+import signal
+import socket
+import sys
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from typing import Any
+
+from chatlab.cli import Listener, serve
+from chatlab.loop import ACCEPT_BATCH
+from chatlab.room import Output, Room
+from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd
+
+log = logging.getLogger("chatlab")
+
+CLOSE_GRACE = 2.0  # seconds a half-closed connection waits for the peer to close its side
+SHUTDOWN_GRACE = 2.0  # seconds the clients get to receive their goodbyes at shutdown
+
+
+@dataclass(eq=False)
+class Client:
+    """One connected client: its stream writer and the output queued for it."""
+
+    cid: int
+    writer: asyncio.StreamWriter
+    has_output: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the writer task
+    outbox: bytearray = field(default_factory=bytearray)  # queued bytes not yet given to writer
+    closing: bool = False  # the writer sends what is queued, then half-closes
+    writing: asyncio.Task[None] | None = None  # the writer task
+
+    def pending(self) -> int:
+        """Bytes queued for this client and not yet taken by the kernel."""
+        return len(self.outbox) + self.writer.transport.get_write_buffer_size()
+
+
+class AsyncioServer:
+    """The chat room on asyncio streams: a reader coroutine and a writer task per client."""
+
+    name = "asyncio"
+
+    def __init__(self, listeners: list[Listener], room: Room) -> None:
+        self.listeners = listeners
+        self.room = room
+        self.room_open = True  # False once the room has said goodbye to everyone
+        self.clients: dict[int, Client] = {}  # cid -> client
+        self.cids = itertools.count(1)  # fds are reused too soon to name a client
+        self.connections: set[asyncio.Task[None]] = set()  # one task per connection
+        self.spare_fd = SpareFd()  # given up to refuse a connection on EMFILE
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.stopping: asyncio.Event | None = None  # set when a signal asks us to stop
+        self.stop_requested = False  # a signal arrived before the loop was running
+
+    # -- start and stop ----------------------------------------------------------
+
+    def run(self) -> None:
+        """Run the server on a new event loop until a signal stops it."""
+        with asyncio.Runner(loop_factory=self.new_loop) as runner:
+            runner.run(self.main())
+
+    def new_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop to run on (the uvloop variant returns a uvloop one)."""
+        return asyncio.new_event_loop()
+
+    def stop(self) -> None:
+        """Called from a signal handler: ask the loop to shut the server down."""
+        self.stop_requested = True
+        if self.loop is not None and self.stopping is not None:
+            self.loop.call_soon_threadsafe(self.stopping.set)
+
+    async def main(self) -> None:
+        """Accept on every listener until a signal comes; then say goodbye and close."""
+        self.loop = loop = asyncio.get_running_loop()
+        loop.set_exception_handler(_log_loop_error)
+        self.stopping = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, self.stop)
+        if self.stop_requested:
+            self.stopping.set()
+        for listener in self.listeners:
+            loop.add_reader(listener.sock.fileno(), self.accept_from, listener)
+        await self.stopping.wait()
+        for listener in self.listeners:
+            loop.remove_reader(listener.sock.fileno())
+            listener.sock.close()
+        await self.shut_down()
+        self.spare_fd.close()
+
+    async def shut_down(self) -> None:
+        """Tell everyone we are going, give them a moment to hear it, then close everything."""
+        clients = list(self.clients.values())
+        self.deliver(self.room.shutdown())  # each writer sends the goodbye and half-closes
+        self.room_open = False  # departures from now on are not announced
+        await _wait_for_all([client.writing for client in clients if client.writing])
+        for client in clients:
+            client.writer.close()  # the readers see the end and finish
+        await _wait_for_all(self.connections)
+        for client in clients:
+            client.writer.transport.abort()  # those that would not take their last bytes
+
+    # -- accepting -------------------------------------------------------------------
+
+    def accept_from(self, listener: Listener) -> None:
+        """The listener is readable: accept what is waiting, a batch per turn of the loop."""
+        for _ in range(ACCEPT_BATCH):
+            try:
+                sock, _address = listener.sock.accept()
+            except BlockingIOError:
+                return
+            except OSError as error:
+                if error.errno not in (errno.EMFILE, errno.ENFILE):
+                    log.info("accept failed: %s", error.strerror)  # e.g. ECONNABORTED: move on
+                    continue
+                refusal = self.room.refusal(listener.protocol)
+                if not self.spare_fd.refuse_next(listener.sock, refusal):
+                    return  # at EMFILE accept() fails even with nobody waiting
+                continue
+            # Output is already gathered into one write per turn; Nagle's algorithm would
+            # only hold it back for the peer's delayed ACK, up to 40 ms. (asyncio sets this
+            # itself only on sockets whose proto field says TCP, which ours, made with
+            # socket.socket(AF_INET, SOCK_STREAM), does not.)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            task = asyncio.get_running_loop().create_task(self.connect(sock, listener.protocol))
+            self.connections.add(task)
+            task.add_done_callback(self.connections.discard)
+
+    async def connect(self, sock: socket.socket, protocol: str) -> None:
+        """Wrap an accepted socket in a pair of streams and serve it."""
+        try:
+            reader, writer = await asyncio.open_connection(sock=sock)
+        except OSError as error:  # reset before we got to it
+            log.info("connection lost before it started: %s", error.strerror)
+            sock.close()
+            return
+        await self.serve_client(reader, writer, protocol)
+
+    # -- one client ----------------------------------------------------------------
+
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str
+    ) -> None:
+        """Read and feed the room until the client goes; its writer task does the sending."""
+        client = Client(next(self.cids), writer)
+        self.clients[client.cid] = client
+        client.writing = writing = asyncio.create_task(self.write_loop(client))
+        log.info("client %d connected (%s)", client.cid, protocol)
+        try:
+            self.deliver(self.room.connect(client.cid, protocol))
+            while data := await reader.read(RECV_SIZE):
+                self.deliver(self.room.receive(client.cid, data))
+        except OSError as error:  # ECONNRESET, ETIMEDOUT, ...
+            log.info("client %d: %s", client.cid, error.strerror or error)
+        finally:
+            self.forget(client)
+            await self.finish(client, writing)
+
+    async def write_loop(self, client: Client) -> None:
+        """The writer task: send the outbox whenever it fills, at the pace the client reads."""
+        writer = client.writer
+        try:
+            while True:
+                await client.has_output.wait()
+                client.has_output.clear()
+                if client.outbox:
+                    data, client.outbox = client.outbox, bytearray()  # the transport keeps data
+                    writer.write(data)
+                    await writer.drain()
+                if client.closing and not client.outbox:
+                    break
+        except OSError:
+            return  # reset or broken pipe: the reader sees the end too
+        self.forget(client)  # the room closed it, so it leaves the room now, not at the peer's EOF
+        _half_close(writer)
+
+    async def finish(self, client: Client, writing: asyncio.Task[None]) -> None:
+        """The reader has ended: let the writer send what it can, briefly, then close."""
+        client.closing = True
+        client.has_output.set()
+        try:
+            await asyncio.wait_for(writing, CLOSE_GRACE)
+        except TimeoutError:
+            client.writer.transport.abort()  # it is not reading: its last lines are lost
+        else:
+            client.writer.close()  # sends what the transport still holds, then closes
+        log.info("client %d closed", client.cid)
+
+    def forget(self, client: Client) -> None:
+        """The client has left the room: tell the room (once), which tells everyone else."""
+        if self.clients.pop(client.cid, None) is not None and self.room_open:
+            self.deliver(self.room.disconnect(client.cid))
+
+    # -- the room's output ----------------------------------------------------------
+
+    def deliver(self, output: Output) -> None:
+        """Queue what the room asked for and wake the writers; nothing here waits."""
+        for cid, data in output.sends:
+            client = self.clients.get(cid)
+            if client is None or client.closing or not data:
+                continue  # gone, or already said goodbye
+            client.outbox += data
+            if client.pending() > MAX_OUTBOX:
+                self.drop(client, f"slow consumer: {client.pending()} bytes unsent")
+            else:
+                client.has_output.set()
+        for cid in output.closes:
+            if (client := self.clients.get(cid)) is not None:
+                client.closing = True
+                client.has_output.set()
+
+    def drop(self, client: Client, reason: str) -> None:
+        """Cut a connection now; its reader sees the end and tells the room."""
+        log.info("client %d dropped: %s", client.cid, reason)
+        client.closing = True
+        client.outbox.clear()
+        client.writer.transport.abort()
+
+
+def _half_close(writer: asyncio.StreamWriter) -> None:
+    """A FIN after the last line: the peer closes once it has read everything, or we cut it."""
+    if writer.transport.is_closing() or not writer.can_write_eof():
+        return
+    try:
+        writer.write_eof()
+    except OSError:  # ENOTCONN: the peer has reset the connection meanwhile
+        writer.transport.abort()
+        return
+    asyncio.get_running_loop().call_later(CLOSE_GRACE, writer.transport.abort)
+
+
+async def _wait_for_all(tasks: Collection[asyncio.Task[None]]) -> None:
+    """Wait until these tasks are done, for at most ``SHUTDOWN_GRACE`` seconds."""
+    if tasks:
+        await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+
+
+def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+    """One line on the log for what asyncio would print with a traceback."""
+    error = context.get("exception")
+    log.warning("%s%s", context.get("message", "event loop error"), f": {error}" if error else "")
+
+
+if __name__ == "__main__":
+    sys.exit(serve(AsyncioServer))

@@ -1,0 +1,175 @@
+"""The benchmark runs, counts consistently and cleans up: tiny rooms, short windows, real servers.
+
+These tests check the bench, not the servers' speed: every line sent must be
+received by every other client, percentiles must be ordered, files must parse,
+and no server may outlive the bench. The real numbers come from
+``python -m chatlab.bench --sweep``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+import pytest
+
+from chatlab import bench
+from chatlab.bench import Plan, Point, light, pipelined
+from chatlab.launch import running_server
+
+QUICK = 0.5  # seconds per measured window
+
+
+def servers_started_by_us() -> list[psutil.Process]:
+    return [
+        p for p in psutil.Process().children(recursive=True) if "chatlab." in " ".join(p.cmdline())
+    ]
+
+
+def check_run(point: Point, clients: int) -> None:
+    """What any run of well-behaved clients must report."""
+    assert point.reached and point.connected == clients
+    assert point.sent and point.sent > 0
+    assert point.expected == point.sent * (clients - 1)
+    assert point.received == point.expected and point.lost == 0
+    assert point.lines_per_s and point.lines_per_s > 0
+    assert point.latency_samples and point.latency_samples > 0
+    assert point.p50_ms is not None and point.p99_ms is not None and point.max_ms is not None
+    assert 0 < point.p50_ms <= point.p99_ms <= point.max_ms
+    assert point.server_cpu_pct is not None and point.cpu_us_per_line is not None
+    assert point.rss_per_conn_kib is not None and point.greet_p99_ms is not None
+    assert point.dropped == 0 and point.note == ""
+
+
+def test_every_line_reaches_every_other_client_and_the_servers_are_stopped() -> None:
+    workloads = [lambda n: pipelined(n, QUICK / 2, windows=2), lambda n: light(n, QUICK)]
+    plan = Plan(["epoll", "asyncio"], [3, 5], workloads, together=True)
+    points = bench.run_plans([plan])
+    assert [(p.variant, p.n, p.workload, p.windows) for p in points] == [
+        ("epoll", 3, "pipelined", 2),
+        ("epoll", 3, "light", 1),
+        ("epoll", 5, "pipelined", 2),
+        ("epoll", 5, "light", 1),
+        ("asyncio", 3, "pipelined", 2),
+        ("asyncio", 3, "light", 1),
+        ("asyncio", 5, "pipelined", 2),
+        ("asyncio", 5, "light", 1),
+    ]
+    for point in points:
+        check_run(point, point.n)
+    assert points[0].window == bench.MAX_WINDOW and points[0].rate == 0
+    assert points[1].rate == bench.LIGHT_MAX_RATE
+    assert points[2].setup_s is not None and points[2].setup_s >= points[0].setup_s
+    assert servers_started_by_us() == []
+
+
+def test_idle_connections_are_held_beside_the_room_and_receive_nothing() -> None:
+    plan = Plan(["epoll"], [3], [lambda n: light(n, QUICK)], idle=20)
+    [point] = bench.run_plans([plan])
+    assert point.idle == 20
+    check_run(point, 3)  # the 20 idle connections are not counted as receivers
+
+
+def test_blocking_is_measured_with_one_client_and_shown_making_the_second_wait() -> None:
+    plan = Plan(["blocking"], [10], [lambda n: light(n, QUICK)], greeting_timeout=1.0)
+    one, two = bench.run_plans([plan])
+    assert (one.n, one.workload, one.reached, one.connected) == (1, "idle", True, 1)
+    assert one.note == "one client: nobody to deliver to" and one.sent is None
+    assert (two.n, two.reached, two.connected) == (2, False, 1)
+    assert "1 of 2 clients got no greeting in 1 s" in two.note
+    assert "one client at a time" in two.note
+
+
+def test_select_stops_at_its_wall_and_says_so() -> None:
+    plan = Plan(["select"], [1_100, 2_000], [lambda n: light(n, QUICK)])
+    stopped, not_reached = bench.run_plans([plan])
+    assert not stopped.reached and 1_000 <= stopped.connected < 1_024
+    assert "the server refused a client: '! server full; try again later'" in stopped.note
+    assert f"the room holds {stopped.connected:,}" in stopped.note
+    assert "FD_SETSIZE" in stopped.note
+    assert not not_reached.reached and not_reached.note.startswith("not reached")
+
+
+def test_the_command_line_writes_a_table_csv_json_markdown_and_a_plot(tmp_path: Path) -> None:
+    files = {kind: tmp_path / f"out.{kind}" for kind in ("csv", "json", "md", "png")}
+    command = [sys.executable, "-m", "chatlab.bench", "--variant", "epoll,poll", "-n", "2,4"]
+    command += ["--duration", str(QUICK), "--rate", "light", "-q", "--csv", str(files["csv"])]
+    command += ["--json", str(files["json"]), "--markdown", str(files["md"])]
+    command += ["--plot", str(files["png"])]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""  # no progress bar with -q, no warnings
+    assert "variant" in done.stdout and "lines/s" in done.stdout
+
+    with files["csv"].open() as file:
+        rows = list(csv.DictReader(file))
+    assert [(row["variant"], row["n"]) for row in rows] == [
+        ("epoll", "2"),
+        ("epoll", "4"),
+        ("poll", "2"),
+        ("poll", "4"),
+    ]
+    assert all(row["lost"] == "0" and row["received"] == row["expected"] for row in rows)
+
+    document = json.loads(files["json"].read_text())
+    assert document["machine"]["cpus"] >= 1 and document["date"]
+    assert [point["n"] for point in document["points"]] == [2, 4, 2, 4]
+    assert files["md"].read_text().startswith("| variant | N |")
+    assert files["png"].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+def test_a_server_started_elsewhere_is_measured_through_its_port_and_pid(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with running_server("epoll") as server:
+        argv = ["--port", str(server.port), "--pid", str(server.proc.pid), "-n", "3"]
+        assert bench.main([*argv, "--duration", str(QUICK), "-q"]) == 0
+        assert server.proc.poll() is None  # the bench does not stop a server it did not start
+    first_row = capsys.readouterr().out.splitlines()[2]
+    assert first_row.split()[:3] == ["server", "3", "0"]  # not started by the bench: "server"
+
+
+def test_no_server_there_is_one_line_and_exit_1(capsys: pytest.CaptureFixture[str]) -> None:
+    with running_server("epoll") as server:
+        port = server.port
+    assert bench.main(["--port", str(port), "-n", "2", "-q"]) == 1
+    assert (
+        capsys.readouterr().err
+        == f"chatlab.bench: no server on 127.0.0.1:{port}: Connection refused\n"
+    )
+
+
+def test_percentiles_are_values_that_were_measured() -> None:
+    values = [float(v) for v in range(1, 101)]
+    assert bench.percentile(values, 50) == 50
+    assert bench.percentile(values, 99) == 99
+    assert bench.percentile(values, 100) == 100
+    assert bench.percentile([7.0], 99) == 7.0
+    assert bench.percentile([], 50) is None
+
+
+def test_the_pipelined_window_keeps_about_the_same_copies_in_flight_at_any_size() -> None:
+    assert pipelined(100, 1).window == 64
+    assert pipelined(1_000, 1).window == 6
+    assert pipelined(10_000, 1).window == 1  # never less than one line per sender
+    assert pipelined(3, 1).senders == 3
+    assert light(1_000, 1).rate * 10 * 999 == pytest.approx(bench.LIGHT_DELIVERIES)
+
+
+def test_comparisons_are_computed_from_the_points() -> None:
+    points = [
+        Point("epoll", 100, "pipelined", lines_per_s=300_000.0),
+        Point("asyncio", 100, "pipelined", lines_per_s=100_000.0),
+        Point("epoll", 10_000, "light", connected=10_000, sent=5, received=49_995, expected=49_995,
+              lost=0, rss_per_conn_kib=2.5),
+    ]  # fmt: skip
+    lines = bench.comparisons(points)
+    assert "pipelined, N=100: delivered lines/s, epoll/asyncio = 3.00" in lines[0]
+    assert (
+        "epoll held 10,000 clients and delivered 49,995 of 49,995 line copies (0 lost)" in lines[1]
+    )
+    assert lines[2] == "epoll RSS per connection at N=10,000: 2.5 KiB"
