@@ -42,7 +42,6 @@ up to ``ACCEPT_BATCH`` connections per turn lets their notices share one.
 from __future__ import annotations
 
 import asyncio
-import errno
 import itertools
 import logging
 import signal
@@ -53,9 +52,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chatlab.cli import Listener, serve
-from chatlab.loop import ACCEPT_BATCH
 from chatlab.room import Output, Room
-from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd
+from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, accept_waiting
 
 log = logging.getLogger("chatlab")
 
@@ -147,19 +145,8 @@ class AsyncioServer:
 
     def accept_from(self, listener: Listener) -> None:
         """The listener is readable: accept what is waiting, a batch per turn of the loop."""
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, _address = listener.sock.accept()
-            except BlockingIOError:
-                return
-            except OSError as error:
-                if error.errno not in (errno.EMFILE, errno.ENFILE):
-                    log.info("accept failed: %s", error.strerror)  # e.g. ECONNABORTED: move on
-                    continue
-                refusal = self.room.refusal(listener.protocol)
-                if not self.spare_fd.refuse_next(listener.sock, refusal):
-                    return  # at EMFILE accept() fails even with nobody waiting
-                continue
+        refusal = self.room.refusal(listener.protocol)
+        for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             # Output is already gathered into one write per turn; Nagle's algorithm would
             # only hold it back for the peer's delayed ACK, up to 40 ms. (asyncio sets this
             # itself only on sockets whose proto field says TCP, which ours, made with

@@ -20,7 +20,6 @@ that stops reading cannot make the server hold unbounded memory for it.
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 from dataclasses import dataclass, field
@@ -28,11 +27,17 @@ from typing import ClassVar
 
 from chatlab.cli import Listener
 from chatlab.room import Output, Room
-from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, Waker, close_gently, refuse
+from chatlab.sockets import (
+    MAX_OUTBOX,
+    RECV_SIZE,
+    SpareFd,
+    Waker,
+    accept_waiting,
+    close_gently,
+    refuse,
+)
 
 log = logging.getLogger("chatlab")
-
-ACCEPT_BATCH = 64  # connections accepted per readable listener per turn
 
 
 @dataclass(eq=False)
@@ -125,19 +130,8 @@ class EventLoopServer:
     # -- the handlers ----------------------------------------------------------
 
     def accept_from(self, listener: Listener) -> None:
-        for _ in range(ACCEPT_BATCH):
-            try:
-                sock, _address = listener.sock.accept()
-            except BlockingIOError:
-                return
-            except OSError as error:
-                if error.errno not in (errno.EMFILE, errno.ENFILE):
-                    log.info("accept failed: %s", error.strerror)  # e.g. ECONNABORTED: move on
-                    continue
-                refusal = self.room.refusal(listener.protocol)
-                if not self.spare_fd.refuse_next(listener.sock, refusal):
-                    return  # at EMFILE accept() fails even with nobody waiting
-                continue
+        refusal = self.room.refusal(listener.protocol)
+        for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             self.add_peer(sock, listener.protocol)
 
     def add_peer(self, sock: socket.socket, protocol: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import signal
@@ -10,6 +11,7 @@ import threading
 
 log = logging.getLogger("chatlab")
 
+ACCEPT_BATCH = 64  # connections accepted per readable listener per turn
 MAX_OUTBOX = 1 << 20  # bytes queued for one client before it counts as a slow consumer
 RECV_SIZE = 64 * 1024  # bytes taken per read: one read per turn keeps clients fair
 
@@ -88,6 +90,32 @@ class SpareFd:
         if self.fd is not None:
             os.close(self.fd)
             self.fd = None
+
+
+def accept_waiting(
+    listener: socket.socket, spare_fd: SpareFd, refusal: bytes
+) -> list[socket.socket]:
+    """Accept up to ``ACCEPT_BATCH`` waiting connections, without blocking.
+
+    Out of file descriptors (EMFILE, ENFILE), each caller still waiting is
+    refused politely through the spare fd; leaving it queued would keep the
+    listener readable and make a level-triggered loop spin.
+    """
+    accepted = []
+    for _ in range(ACCEPT_BATCH):
+        try:
+            sock, _address = listener.accept()
+        except BlockingIOError:
+            break
+        except OSError as error:
+            if error.errno not in (errno.EMFILE, errno.ENFILE):
+                log.info("accept failed: %s", error.strerror)  # e.g. ECONNABORTED: move on
+                continue
+            if not spare_fd.refuse_next(listener, refusal):
+                break  # at EMFILE accept() fails even with nobody waiting
+            continue
+        accepted.append(sock)
+    return accepted
 
 
 def refuse(sock: socket.socket, message: bytes) -> None:

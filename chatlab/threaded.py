@@ -16,7 +16,6 @@ the kernel delivers to a worker thread would never interrupt an accept().
 
 from __future__ import annotations
 
-import errno
 import itertools
 import logging
 import select
@@ -28,7 +27,15 @@ from dataclasses import dataclass, field
 
 from chatlab.cli import Listener, serve
 from chatlab.room import Output, Room
-from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, Waker, close_gently, refuse
+from chatlab.sockets import (
+    MAX_OUTBOX,
+    RECV_SIZE,
+    SpareFd,
+    Waker,
+    accept_waiting,
+    close_gently,
+    refuse,
+)
 
 log = logging.getLogger("chatlab")
 
@@ -80,15 +87,9 @@ class ThreadedServer:
         self.waker.wake()
 
     def accept_from(self, listener: Listener) -> None:
-        try:
-            sock, _address = listener.sock.accept()
-        except BlockingIOError:
-            return
-        except OSError as error:
-            if error.errno in (errno.EMFILE, errno.ENFILE):
-                self.spare_fd.refuse_next(listener.sock, self.room.refusal(listener.protocol))
-            return
-        self.start_client(sock, listener.protocol)
+        refusal = self.room.refusal(listener.protocol)
+        for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
+            self.start_client(sock, listener.protocol)
 
     def start_client(self, sock: socket.socket, protocol: str) -> None:
         sock.setblocking(True)
