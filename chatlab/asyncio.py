@@ -225,15 +225,16 @@ class AsyncioServer:
 
     def deliver(self, output: Output) -> None:
         """Queue what the room asked for and wake the writers; nothing here waits."""
-        for cid, data in output.sends:
-            client = self.clients.get(cid)
-            if client is None or client.closing or not data:
-                continue  # gone, or already said goodbye
-            client.outbox += data
-            if client.pending() > MAX_OUTBOX:
-                self.drop(client, f"slow consumer: {client.pending()} bytes unsent")
-            else:
-                client.has_output.set()
+        for cids, data in output.sends:
+            for cid in cids:
+                client = self.clients.get(cid)
+                if client is None or client.closing:
+                    continue  # gone, or already said goodbye
+                client.outbox += data
+                if client.pending() > MAX_OUTBOX:
+                    self.drop(client, f"slow consumer: {client.pending()} bytes unsent")
+                else:
+                    client.has_output.set()
         for cid in output.closes:
             if (client := self.clients.get(cid)) is not None:
                 client.closing = True

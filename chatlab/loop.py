@@ -198,11 +198,11 @@ class EventLoopServer:
 
     def deliver(self, output: Output) -> None:
         """Queue what the room asked for; it is written at the end of the turn."""
-        for fd, data in output.sends:
-            peer = self.peers.get(fd)
-            if peer is not None and data:
-                peer.outbox += data
-                self.unflushed.add(fd)
+        for fds, data in output.sends:
+            for fd in fds:
+                if (peer := self.peers.get(fd)) is not None:
+                    peer.outbox += data
+            self.unflushed.update(fds)
         for fd in output.closes:
             if (peer := self.peers.get(fd)) is not None:
                 peer.closing = True

@@ -110,7 +110,8 @@ class LineCodec:
             for line in self.buffer.feed(data)
         ]
 
-    def encode(self, line: str) -> bytes:
+    @staticmethod
+    def encode(line: str) -> bytes:
         return line.encode("utf-8") + b"\n"
 
     def goodbye(self) -> bytes:
@@ -122,10 +123,31 @@ class LineCodec:
 
 @dataclass
 class Output:
-    """What the loop must do after one call into the room."""
+    """What the loop must do after one call into the room.
 
-    sends: list[tuple[int, bytes]] = field(default_factory=list)  # (cid, bytes), in send order
+    ``sends`` holds ``(cids, data)``: queue ``data`` for every connection in
+    ``cids``, entry by entry, in order. A broadcast is one entry, not one per
+    member, and consecutive entries for the same audience are merged: a client
+    that sends 50 lines in one packet gives one entry of 50 lines for the whole
+    room. The loop then appends to each outbox once per entry, not once per line
+    per member, and that per-copy work is most of what a busy room costs.
+    """
+
+    sends: list[tuple[tuple[int, ...], bytearray]] = field(default_factory=list)
     closes: list[int] = field(default_factory=list)  # close each once its queued bytes are sent
+
+    def send(self, cids: tuple[int, ...], data: bytes) -> None:
+        """Queue ``data`` for each of ``cids``, after everything queued before."""
+        if not data or not cids:
+            return
+        if self.sends and self.sends[-1][0] == cids:
+            self.sends[-1][1].extend(data)
+        else:
+            self.sends.append((cids, bytearray(data)))
+
+    def to(self, cid: int) -> bytes:
+        """Every byte this output sends to ``cid``, in order."""
+        return b"".join(data for cids, data in self.sends if cid in cids)
 
 
 @dataclass
@@ -147,6 +169,8 @@ class Room:
         self.members: dict[int, str] = {}  # cid -> nick, in order of joining
         self._nick_owner: dict[str, int] = {}  # nick.lower() -> cid
         self._guest_number = 0
+        # (exclude, newline members, web members) of the last broadcast; see _audience_but
+        self._audience: tuple[int | None, tuple[int, ...], tuple[int, ...]] | None = None
 
     # -- the loop's interface ------------------------------------------------
 
@@ -171,6 +195,7 @@ class Room:
         if self.connections.pop(cid, None) is None:
             return out
         nick = self.members.pop(cid, None)
+        self._audience = None
         if nick is not None:
             del self._nick_owner[nick.lower()]
             self._broadcast(out, f"* {nick} left")
@@ -181,13 +206,14 @@ class Room:
         out = Output()
         for cid, conn in self.connections.items():
             if cid in self.members:
-                out.sends.append((cid, conn.codec.encode("* server shutting down")))
-            out.sends.append((cid, conn.codec.goodbye()))
+                out.send((cid,), conn.codec.encode("* server shutting down"))
+            out.send((cid,), conn.codec.goodbye())
             out.closes.append(cid)
             conn.closing = True
         # Nobody is a member any more: the departures that follow announce nothing,
         # so "* server shutting down" stays every client's last line.
         self.members.clear()
+        self._audience = None
         self._nick_owner.clear()
         return out
 
@@ -222,7 +248,7 @@ class Room:
             case TooLong():
                 self._tell(out, cid, f"! line too long (over {self.max_line} bytes); dropped")
             case Reply(data):
-                out.sends.append((cid, data))
+                out.send((cid,), data)
             case Join():
                 self._join(out, cid)
             case Hangup():
@@ -236,6 +262,7 @@ class Room:
         nick = self._new_guest_nick()
         self._broadcast(out, f"* {nick} joined")
         self.members[cid] = nick
+        self._audience = None
         self._nick_owner[nick.lower()] = cid
         self._tell(out, cid, f"* welcome to chatlab, you are {nick} (type /help for commands)")
 
@@ -304,24 +331,30 @@ class Room:
         return f"! server full{limit}; try again later"
 
     def _tell(self, out: Output, cid: int, line: str) -> None:
-        out.sends.append((cid, self.connections[cid].codec.encode(line)))
+        out.send((cid,), self.connections[cid].codec.encode(line))
 
     def _broadcast(self, out: Output, line: str, exclude: int | None = None) -> None:
-        # Every newline member gets the same bytes: encode them once, not once per
-        # member. In a busy room this per-copy cost is most of what the server pays.
-        shared: bytes | None = None
-        for cid in self.members:
-            if cid == exclude:
-                continue
-            codec = self.connections[cid].codec
-            if type(codec) is LineCodec:
-                shared = shared or codec.encode(line)
-                out.sends.append((cid, shared))
-            else:  # a WebSocket frame depends on the state of its connection
-                out.sends.append((cid, codec.encode(line)))
+        newline_members, web_members = self._audience_but(exclude)
+        # Every newline member gets the same bytes: encode them once, as one entry.
+        out.send(newline_members, LineCodec.encode(line))
+        for cid in web_members:  # a WebSocket frame depends on the state of its connection
+            out.send((cid,), self.connections[cid].codec.encode(line))
+
+    def _audience_but(self, exclude: int | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
+        """The members but ``exclude``: newline ones, web ones. Cached until members change.
+
+        Reusing the same tuples lets consecutive broadcasts from one sender merge
+        into one ``Output`` entry, and spares a walk over every member per line.
+        """
+        if self._audience is None or self._audience[0] != exclude:
+            others = [cid for cid in self.members if cid != exclude]
+            newline = tuple(c for c in others if type(self.connections[c].codec) is LineCodec)
+            web = tuple(c for c in others if type(self.connections[c].codec) is not LineCodec)
+            self._audience = (exclude, newline, web)
+        return self._audience[1], self._audience[2]
 
     def _close(self, out: Output, cid: int) -> None:
         conn = self.connections[cid]
-        out.sends.append((cid, conn.codec.goodbye()))
+        out.send((cid,), conn.codec.goodbye())
         conn.closing = True
         out.closes.append(cid)

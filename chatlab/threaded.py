@@ -153,16 +153,17 @@ class ThreadedServer:
 
     def deliver(self, output: Output) -> None:
         """Queue what the room asked for and wake the writers; the caller holds the lock."""
-        for cid, data in output.sends:
-            client = self.clients.get(cid)
-            if client is None or not data:
-                continue
-            client.outbox += data
-            if len(client.outbox) > MAX_OUTBOX:  # a slow consumer: disconnect it
-                log.info("client %d dropped: slow consumer", cid)
-                client.outbox.clear()
-                _shut_down(client.sock)
-            client.has_output.notify()
+        for cids, data in output.sends:
+            for cid in cids:
+                client = self.clients.get(cid)
+                if client is None:
+                    continue
+                client.outbox += data
+                if len(client.outbox) > MAX_OUTBOX:  # a slow consumer: disconnect it
+                    log.info("client %d dropped: slow consumer", cid)
+                    client.outbox.clear()
+                    _shut_down(client.sock)
+                client.has_output.notify()
         for cid in output.closes:
             if (client := self.clients.get(cid)) is not None:
                 self.end(client)

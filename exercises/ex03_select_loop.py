@@ -18,8 +18,9 @@ and never blocks:
 - bytes read go to ``room.receive(fd, data)`` as they come: the room does the
   framing. ``recv`` returns ``b""`` when the peer has closed; it raises an
   ``OSError`` when the connection was reset. Either way, ``drop`` the peer.
-- ``deliver`` an ``Output``: append each ``(fd, data)`` to that peer's
-  ``outbox`` and mark the fds in ``closes`` as closing. Do not send here.
+- ``deliver`` an ``Output``: for each ``(fds, data)`` in ``sends``, append
+  ``data`` to the ``outbox`` of every peer in ``fds`` (a peer may be gone by
+  now: skip it), and mark the fds in ``closes`` as closing. Do not send here.
 - ``flush`` (end of every turn) calls ``write_to`` for every fd that was given
   output this turn. ``write_to`` makes one ``send`` of the outbox and keeps
   what the kernel did not take. Then: output still pending -> the fd is in

@@ -14,7 +14,7 @@ from chatlab.room import HELP, Output, Room
 
 def lines(out: Output, cid: int) -> list[str]:
     """The lines ``out`` sends to ``cid``, decoded; each must end with a newline."""
-    text = b"".join(data for to, data in out.sends if to == cid).decode("utf-8")
+    text = out.to(cid).decode("utf-8")
     assert text == "" or text.endswith("\n")
     return text.split("\n")[:-1]
 
@@ -329,6 +329,49 @@ def test_after_shutdown_nothing_more_is_said() -> None:
     assert room.disconnect(1) == Output()  # no "left" after "server shutting down"
 
 
+# -- the shape of the output: one entry per audience, not per copy ----------------
+
+
+def test_a_broadcast_is_one_entry_for_its_whole_audience() -> None:
+    room = room_with(4)
+    out = say(room, 2, "hi")
+    assert out.sends == [((1, 3, 4), b"<guest2> hi\n")]
+
+
+def test_lines_read_together_become_one_entry() -> None:
+    room = room_with(3)
+    out = say(room, 1, "one", "two", "/me waves", "three")
+    assert out.sends == [((2, 3), b"<guest1> one\n<guest1> two\n* guest1 waves\n<guest1> three\n")]
+
+
+def test_a_reply_between_broadcasts_keeps_each_member_in_order() -> None:
+    room = room_with(2)
+    out = say(room, 1, "one", "/who", "two")
+    assert [cids for cids, _ in out.sends] == [(2,), (1,), (2,)]
+    assert lines(out, 2) == ["<guest1> one", "<guest1> two"]
+    assert lines(out, 1) == ["* online: guest1, guest2"]
+
+
+@pytest.mark.parametrize("change", ["leave", "join"])
+def test_an_audience_follows_the_members(change: str) -> None:
+    room = room_with(3)
+    assert say(room, 1, "before").sends[0][0] == (2, 3)
+    if change == "leave":
+        room.disconnect(3)
+    else:
+        room.connect(4)
+    expected = (2,) if change == "leave" else (2, 3, 4)
+    assert say(room, 1, "after").sends == [(expected, b"<guest1> after\n")]
+    assert say(room, 2, "from 2").sends[0][0] == tuple(c for c in (1, *expected) if c != 2)
+
+
+def test_an_output_queues_nothing_empty() -> None:
+    out = Output()
+    out.send((1,), b"")
+    out.send((), b"data")
+    assert out == Output()
+
+
 # -- any split of the input gives the same output ---------------------------------
 
 tokens = st.sampled_from(
@@ -368,8 +411,8 @@ def run_room(chunks: list[bytes]) -> tuple[dict[int, bytes], list[int]]:
     closes: list[int] = []
     for chunk in chunks:
         out = room.receive(1, chunk)
-        for cid, data in out.sends:
-            sent[cid] += data
+        for cid in sent:
+            sent[cid] += out.to(cid)
         closes += out.closes
     return sent, closes
 

@@ -464,18 +464,21 @@ def test_a_browser_and_a_line_client_chat_in_one_room() -> None:
     room.connect(1, "line")
     assert room.connect(2, "web").sends == []  # not a member yet
     output = room.receive(2, upgrade_request(client))
-    for_browser = [data for cid, data in output.sends if cid == 2]
-    assert (1, b"* guest2 joined\n") in output.sends
-    frames = frames_to(client, [Reply(data) for data in for_browser])
+    assert output.to(1) == b"* guest2 joined\n"
+    frames = frames_to(client, [Reply(output.to(2))])
     assert isinstance(frames[0], AcceptConnection)
     assert frames[1] == TextMessage(
         "* welcome to chatlab, you are guest2 (type /help for commands)"
     )
     output = room.receive(2, client.send(TextMessage("hi <b>there</b>\x07")))
-    assert output.sends == [(1, b"<guest2> hi <b>there</b>\n")]  # sanitized, as for anyone
+    assert output.to(1) == b"<guest2> hi <b>there</b>\n"  # sanitized, as for anyone
+    assert output.to(2) == b""
     output = room.receive(1, b"hello browser\n")
-    assert frames_to(client, [Reply(data) for _, data in output.sends]) == [
-        TextMessage("<guest1> hello browser")
+    assert frames_to(client, [Reply(output.to(2))]) == [TextMessage("<guest1> hello browser")]
+    output = room.receive(1, b"one\ntwo\n")  # one entry for the line clients, a frame each here
+    assert frames_to(client, [Reply(output.to(2))]) == [
+        TextMessage("<guest1> one"),
+        TextMessage("<guest1> two"),
     ]
 
 
@@ -485,7 +488,7 @@ def test_a_browser_beyond_max_clients_is_told_and_closed() -> None:
     room.connect(2, "web")
     output = room.receive(2, upgrade_request(client))
     assert output.closes == [2]
-    accept, refusal, close = frames_to(client, [Reply(data) for _, data in output.sends])
+    accept, refusal, close = frames_to(client, [Reply(output.to(2))])
     assert isinstance(accept, AcceptConnection)
     assert refusal == TextMessage("! server full (1 clients); try again later")
     assert isinstance(close, CloseConnection) and close.code == 1001
