@@ -41,10 +41,11 @@ not in the room, so they receive nothing. That is the case where select and
 poll pay for every idle connection on every call and epoll does not.
 
 The load generator is one epoll loop over non-blocking sockets, cheap per
-line: receivers count lines with ``bytes.count`` (a C loop), and parse the
-send time of every line in light runs, of the lines reaching 32 clients spread
-over the room in pipelined runs. It shares the machine with the server, so its
-own CPU is reported with every point.
+line: receivers count lines with ``bytes.count`` (a C loop), and time every
+line in light runs, the lines reaching 8 clients spread over the room in
+pipelined runs. A sender's batch of lines shares one send time, so a receiver
+converts one time per batch, not per line. It shares the machine with the
+server, so its own CPU is reported with every point.
 
 ``--sweep`` runs every available variant. Rooms of 10, 100 and 1,000 clients
 are measured with all the servers running, taking turns window by window
@@ -78,6 +79,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -97,7 +99,7 @@ LIGHT_DELIVERIES = 20_000  # light: line copies per second the room receives, ab
 LIGHT_MAX_RATE = 10.0  # light: lines/s per sender, at most
 IDLE_EXPERIMENT = (10, 990)  # clients in the room, idle connections beside it
 LINE_BYTES = 64  # bytes per line sent, newline included
-PROBES = 32  # pipelined: clients that time the lines they receive (all of them in light runs)
+PROBES = 8  # pipelined: clients that time the lines they receive (all of them in light runs)
 PENDING_CONNECTS = 256  # connections not yet greeted, at most (the listen backlog is 1,024)
 RECV_SIZE = 256 * 1024  # bytes read per ready socket per turn
 POLL_INTERVAL = 0.005  # seconds: the longest the load loop sleeps between sends
@@ -202,7 +204,7 @@ class RunResult:
     delivered_in_window: int
     received: int
     expected: int
-    latencies_ns: list[int]
+    latencies_ns: Counter[int]  # latency -> line copies that took it
     server_cpu_s: float | None
     client_cpu_s: float
     dropped: int
@@ -287,7 +289,7 @@ class Swarm:
         self.stamp = re.compile(rb"")  # captures the send time of this run's lines
         self.received = 0  # line copies of this run received, by all clients
         self.sent = 0  # lines of this run sent, by all senders
-        self.latencies: list[int] = []  # ns, one per timed line copy
+        self.latencies: Counter[int] = Counter()  # ns -> timed line copies that took it
 
     def close(self) -> None:
         for conn in self.conns.values():
@@ -407,9 +409,10 @@ class Swarm:
             self.greet(conn, data[: data.index(b"\n")])
         if self.marker is not None and (count := data.count(self.marker, 0, end)):
             self.received += count
-            if conn.probe:
+            if conn.probe:  # a sender's batch shares one send time: one int() per batch
                 now = time.perf_counter_ns()
-                self.latencies += [now - int(sent) for sent in self.stamp.findall(data, 0, end)]
+                for sent, copies in Counter(self.stamp.findall(data, 0, end)).items():
+                    self.latencies[now - int(sent)] += copies
 
     def greet(self, conn: Conn, first_line: bytes) -> None:
         self.waiting.discard(conn)
@@ -479,7 +482,7 @@ class Swarm:
         self.marker = b"> m%d " % run_id  # "<nick> m7 <send_ns> xxx": this run's lines only
         self.stamp = re.compile(rb"> m%d (\d+) " % run_id)
         self.received = self.sent = 0
-        self.latencies = []
+        self.latencies = Counter()
 
     def send_due(
         self,
@@ -725,7 +728,7 @@ def pooled(runs: list[RunResult]) -> RunResult:
         delivered_in_window=sum(run.delivered_in_window for run in runs),
         received=sum(run.received for run in runs),
         expected=sum(run.expected for run in runs),
-        latencies_ns=[latency for run in runs for latency in run.latencies_ns],
+        latencies_ns=sum((run.latencies_ns for run in runs), Counter()),
         server_cpu_s=None if None in cpu else sum(cpu),  # type: ignore[arg-type]
         client_cpu_s=sum(run.client_cpu_s for run in runs),
         dropped=sum(run.dropped for run in runs),
@@ -737,7 +740,7 @@ def idle_point(contender: Contender, n: int, growth: Growth) -> Point:
     swarm, stats, rss_empty = contender.swarm, contender.stats, contender.rss_empty
     connections = len(swarm.members) + len(swarm.idle)
     rss = stats.rss()
-    greet = sorted(growth.greet_ms)
+    greet = Counter(growth.greet_ms)
     return Point(
         contender.variant,
         n,
@@ -759,7 +762,7 @@ def idle_point(contender: Contender, n: int, growth: Growth) -> Point:
 
 def run_point(idle: Point, workload: Workload, result: RunResult) -> Point:
     """The idle point, completed with one measured window."""
-    latencies = sorted(result.latencies_ns)
+    latencies = result.latencies_ns
     deliveries = result.delivered_in_window
     cpu = result.server_cpu_s
     return dataclasses.replace(
@@ -777,8 +780,8 @@ def run_point(idle: Point, workload: Workload, result: RunResult) -> Point:
         lines_per_s=deliveries / result.seconds,
         p50_ms=_ms(percentile(latencies, 50)),
         p99_ms=_ms(percentile(latencies, 99)),
-        max_ms=_ms(latencies[-1] if latencies else None),
-        latency_samples=len(latencies),
+        max_ms=_ms(max(latencies, default=None)),
+        latency_samples=latencies.total(),
         server_cpu_pct=None if cpu is None else 100 * cpu / result.seconds,
         cpu_us_per_line=None if cpu is None or not deliveries else 1e6 * cpu / deliveries,
         client_cpu_pct=100 * result.client_cpu_s / result.seconds,
@@ -787,11 +790,15 @@ def run_point(idle: Point, workload: Workload, result: RunResult) -> Point:
     )
 
 
-def percentile(ordered: Sequence[float], q: float) -> float | None:
-    """Nearest-rank percentile of sorted values: always a value that was really measured."""
-    if not ordered:
-        return None
-    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+def percentile(counts: Counter[float] | Counter[int], q: float) -> float | None:
+    """Nearest-rank percentile of values counted with repeats: a value really measured."""
+    rank = max(1, math.ceil(q / 100 * counts.total()))
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return None
 
 
 def _ms(ns: float | None) -> float | None:
