@@ -83,12 +83,15 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psutil
 
 from chatlab.launch import ServerProcess, start_server
 from chatlab.variants import VARIANTS, available_variants, is_available
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 SWEEP_NS = (10, 100, 1_000, 5_000, 10_000)
 BLOCKING_NS = (1, 2)  # the blocking server greets one client; the second one waits
@@ -988,13 +991,19 @@ PANELS = (
 
 
 def plot(points: Sequence[Point], path: Path, title: str) -> None:
-    """Five panels against N, a line per variant, and a bar chart of the idle experiment."""
-    import matplotlib
+    """Write ``figure(points, title)`` to ``path``."""
+    figure(points, title).savefig(path, dpi=100)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(2, 3, figsize=(15, 8.5))
+def figure(points: Sequence[Point], title: str) -> Figure:
+    """Five panels against N, a line per variant, and a bar chart of the idle experiment.
+
+    A bare ``Figure``, not pyplot's: it needs no display, and a notebook shows it as it is.
+    """
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(15, 8.5))
+    axes = fig.subplots(2, 3)
     colors = {variant: f"C{index}" for index, variant in enumerate(VARIANTS)}
     for ax, (name, workload, smallest, ylabel, heading) in zip(axes.flat, PANELS, strict=False):
         for variant in dict.fromkeys(point.variant for point in points):
@@ -1012,11 +1021,10 @@ def plot(points: Sequence[Point], path: Path, title: str) -> None:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             handles.setdefault(label, handle)
     if handles:
-        figure.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles))
-    figure.suptitle(title)
-    figure.tight_layout(rect=(0, 0.05, 1, 1))
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+        fig.legend(handles.values(), handles.keys(), loc="lower center", ncol=len(handles))
+    fig.suptitle(title)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
+    return fig
 
 
 def _series(
@@ -1154,31 +1162,43 @@ def _sizes(text: str) -> list[int]:
     return sorted(set(sizes))
 
 
-def sweep_plans(full: bool) -> list[Plan]:
+def sweep_plans(
+    full: bool = False,
+    *,
+    ns: Sequence[int] = SWEEP_NS,
+    idle: tuple[int, int] = IDLE_EXPERIMENT,
+    seconds: float = 1.0,
+) -> list[Plan]:
     """Every variant, small rooms together, large rooms one by one, then the idle experiment.
 
     Rooms up to 1,000 clients are measured with all the servers running and
-    taking turns, three one-second windows each. Rooms of 5,000 and 10,000 are
+    taking turns, windows of ``seconds`` each. Rooms of 5,000 and 10,000 are
     grown one variant at a time (a room per variant would need more fds than
     the bench may have); only epoll is taken to 10,000 unless ``full``, since
-    connecting that room alone takes a minute.
+    connecting that room alone takes a minute. ``idle`` is (clients in the
+    room, silent connections beside it). Notebook 5 runs a smaller sweep.
     """
     variants = available_variants()
-    small = [n for n in SWEEP_NS if n <= 1_000]
-    large = [n for n in SWEEP_NS if n > 1_000]
-    members, idle = IDLE_EXPERIMENT
+    small = [n for n in ns if n <= 1_000]
+    large = [n for n in ns if n > 1_000]
+    members, silent = idle
     baselines = [v for v in ("select", "poll", "epoll", "asyncio", "uvloop") if v in variants]
-    turns = [lambda n: pipelined(n, 1.0, windows=4), lambda n: light(n, 1.0, windows=3)]
-    return [
-        Plan(variants, small, turns, together=True),
-        Plan(
-            [v for v in variants if v != "blocking"],
-            large,
-            [lambda n: pipelined(n, 1.0, windows=2), lambda n: light(n, 3.0)],
-            epoll_only_above=None if full else large[0],
-        ),
-        Plan(baselines, [members], [lambda n: light(n, 1.0, windows=3)], True, idle),
+    turns = [
+        lambda n: pipelined(n, seconds, windows=4),
+        lambda n: light(n, seconds, windows=3),
     ]
+    plans = [Plan(variants, small, turns, together=True)]
+    if large:
+        plans.append(
+            Plan(
+                [v for v in variants if v != "blocking"],
+                large,
+                [lambda n: pipelined(n, seconds, windows=2), lambda n: light(n, 3 * seconds)],
+                epoll_only_above=None if full else large[0],
+            )
+        )
+    plans.append(Plan(baselines, [members], [lambda n: light(n, seconds, windows=3)], True, silent))
+    return plans
 
 
 def plans_from(options: argparse.Namespace) -> list[Plan]:
@@ -1247,9 +1267,9 @@ class ProgressBar:
     """A tqdm bar on stderr over the steps of the plans: connecting, then each workload."""
 
     def __init__(self, plans: Sequence[Plan], quiet: bool) -> None:
-        from tqdm import tqdm
+        from chatlab.measure.progress import tqdm_class  # a widget in Jupyter
 
-        self.bar = tqdm(
+        self.bar = tqdm_class()(
             total=sum(plan.steps() for plan in plans),
             disable=quiet,
             unit="step",
@@ -1266,6 +1286,15 @@ class ProgressBar:
 
     def close(self) -> None:
         self.bar.close()
+
+
+def run_with_bar(plans: Sequence[Plan], quiet: bool = False) -> list[Point]:
+    """``run_plans`` with a progress bar, on a terminal or in a notebook."""
+    bar = ProgressBar(plans, quiet)
+    try:
+        return run_plans(plans, bar)
+    finally:
+        bar.close()
 
 
 def context(argv: Sequence[str], load_before: Sequence[float], seconds: float) -> dict[str, Any]:
@@ -1306,17 +1335,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     plans = plans_from(options)
     load_before = os.getloadavg()
     started = time.perf_counter()
-    bar = ProgressBar(plans, options.quiet)
     try:
-        points = run_plans(plans, bar)
+        points = run_with_bar(plans, options.quiet)
     except (OSError, RuntimeError) as error:  # no server there, or it did not start
         print(f"chatlab.bench: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("chatlab.bench: interrupted", file=sys.stderr)
         return 130
-    finally:
-        bar.close()
     about = context(argv, load_before, time.perf_counter() - started)
     print(summary(points, about))
     outputs: list[tuple[Path | None, Callable[[Path], None]]] = [

@@ -184,3 +184,16 @@ def test_comparisons_are_computed_from_the_points() -> None:
         "epoll held 10,000 clients and delivered 49,995 of 49,995 line copies (0 lost)" in lines[1]
     )
     assert lines[2] == "epoll RSS per connection at N=10,000: 2.5 KiB"
+
+
+def test_a_sweep_takes_small_rooms_together_large_ones_alone_then_the_idle_experiment() -> None:
+    small, large, idle = bench.sweep_plans()
+    assert small.together and small.ns == [10, 100, 1_000] and "blocking" in small.variants
+    assert large.ns == [5_000, 10_000] and "blocking" not in large.variants
+    assert (
+        large.epoll_only_above == 5_000 and bench.sweep_plans(full=True)[1].epoll_only_above is None
+    )
+    assert idle.together and (idle.ns, idle.idle) == ([10], 990) and "threaded" not in idle.variants
+    smaller = bench.sweep_plans(ns=(10, 100), idle=(5, 20), seconds=0.25)
+    assert [(plan.ns, plan.idle) for plan in smaller] == [([10, 100], 0), ([5], 20)]
+    assert {make(10).duration for plan in smaller for make in plan.workloads} == {0.25}

@@ -239,6 +239,19 @@ def _check_under_load(r: dict[str, Any]) -> None:
     assert per_client["threaded"] > 16 * KIB
     for variant in ("select", "poll", "epoll"):
         assert per_client[variant] < per_client["threaded"] / 4
+    _check_bench_sweep(r["bench"])
+
+
+def _check_bench_sweep(points: list[dict[str, Any]]) -> None:
+    """The smaller sweep: every variant measured, nothing lost, the idle experiment done."""
+    measured = [p for p in points if p["workload"] in ("pipelined", "light")]
+    assert {"select", "poll", "epoll", "asyncio", "threaded"} <= {p["variant"] for p in measured}
+    for point in measured:
+        assert point["lost"] == 0 and point["received"] == point["expected"] > 0, point
+    blocking = [p for p in points if p["variant"] == "blocking"]
+    assert [p["reached"] for p in blocking if p["workload"] == "idle"] == [True, False]
+    beside_idle = {p["variant"] for p in measured if p["idle"]}
+    assert {"select", "poll", "epoll"} <= beside_idle
 
 
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {

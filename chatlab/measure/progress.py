@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _tqdm_class() -> Any:
+def tqdm_class() -> Any:
     """``tqdm.auto.tqdm``, without the warning it prints when ipywidgets is missing.
 
     Without ipywidgets the text bar works fine in Jupyter; the warning would
@@ -25,7 +25,7 @@ def _tqdm_class() -> Any:
 @contextlib.contextmanager
 def progress_bar(desc: str, total: int | None = None) -> Iterator[Any]:
     """A tqdm bar that is always closed, even if the measurement fails."""
-    bar = _tqdm_class()(desc=desc, total=total, leave=True)
+    bar = tqdm_class()(desc=desc, total=total, leave=True)
     try:
         yield bar
     finally:
