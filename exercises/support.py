@@ -197,6 +197,8 @@ class LoopThread:
         self.busy_turns = 0
         self.crash: BaseException | None = None
         self._between_turns = threading.Lock()
+        self._may_start_turn = threading.Event()  # cleared while a test holds the server paused
+        self._may_start_turn.set()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="exercise-server", daemon=True)
         self._thread.start()
@@ -204,6 +206,7 @@ class LoopThread:
     def _run(self) -> None:
         try:
             while not self._stopping.is_set():
+                self._may_start_turn.wait()
                 with self._between_turns:
                     handled = self.server.turn(TURN)
                 if handled:
@@ -251,15 +254,26 @@ class LoopThread:
 
     @contextlib.contextmanager
     def paused(self) -> Iterator[None]:
-        """Keep the server between turns, so that what the test does now lands in one turn."""
-        if not self._between_turns.acquire(timeout=DEADLINE):
-            raise AssertionError("the server is stuck inside turn(): it never finished a turn")
+        """Keep the server between turns, so that what the test does now lands in one turn.
+
+        The loop is first asked not to start another turn, then the lock waits
+        for the current one to end. Taking the lock alone is not enough: a lock
+        is not fair, and the loop thread, which takes it again a microsecond
+        after letting it go, could win it for longer than the deadline.
+        """
+        self._may_start_turn.clear()
         try:
-            yield
+            if not self._between_turns.acquire(timeout=DEADLINE):
+                raise AssertionError("the server is stuck inside turn(): it never finished a turn")
+            try:
+                yield
+            finally:
+                self._between_turns.release()
         finally:
-            self._between_turns.release()
+            self._may_start_turn.set()
 
     def stop(self) -> None:
         """End the thread (the test has closed its clients, which unblocks a stuck send)."""
         self._stopping.set()
+        self._may_start_turn.set()
         self._thread.join(DEADLINE)
