@@ -15,8 +15,14 @@ median, and say "on this machine".
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+
+from chatlab.launch import running_server
+from chatlab.measure.servers import connected_clients, grow_clients
+from chatlab.measure.timing import Progress, Stats, no_progress, summarize
 
 MEMINFO = Path("/proc/meminfo")
 SOCKSTAT = Path("/proc/net/sockstat")
@@ -75,3 +81,82 @@ def kernel_memory() -> KernelMemory:
         tcp_buffers=tcp.get("mem", 0) * PAGE_SIZE,
         tcp_sockets=tcp.get("alloc", 0),
     )
+
+
+@dataclass(frozen=True)
+class ThreadKernelCost:
+    """What one parked thread costs the kernel, per thread, over several rounds (bytes)."""
+
+    threads: int  # threads started (and parked) per round
+    kernel_stack: Stats  # KernelStack delta / threads
+    slab: Stats  # Slab delta / threads: a lower bound (see thread_kernel_memory)
+
+
+def thread_kernel_memory(
+    threads: int = 200, *, rounds: int = 7, progress: Progress = no_progress
+) -> ThreadKernelCost:
+    """Start ``threads`` threads that park on an Event, read the kernel's memory, stop them.
+
+    Repeated ``rounds`` times; each round gives one per-thread figure, and the
+    median ignores a round in which something else on the machine started or
+    ended threads. No process's RSS shows this memory.
+
+    The kernel stack is exact: each thread gets its own. The Slab delta is a
+    lower bound: ``Slab`` counts whole slab pages, and a thread's
+    ``task_struct`` and friends first fill free slots in pages the slab
+    caches already hold (left by threads that ended earlier, in a previous
+    round say), which adds no page. Per-cache object counts are in
+    ``/proc/slabinfo``, readable by root only.
+    """
+    stacks, slabs = [], []
+    for done in range(1, rounds + 1):
+        before = kernel_memory()
+        release = threading.Event()
+        started: list[threading.Thread] = []
+        try:
+            for _ in range(threads):
+                thread = threading.Thread(target=release.wait, daemon=True)
+                thread.start()
+                started.append(thread)
+            delta = kernel_memory() - before
+        finally:
+            release.set()
+            for thread in started:
+                thread.join(5.0)
+        stacks.append(delta.kernel_stack / threads)
+        slabs.append(delta.slab / threads)
+        progress(done, rounds)
+    return ThreadKernelCost(threads, summarize(stacks), summarize(slabs))
+
+
+@dataclass
+class KernelFootprint:
+    """Machine-wide kernel memory with ``N`` idle clients connected to one server, at each N."""
+
+    variant: str
+    ns: list[int] = field(default_factory=list)
+    snapshots: list[KernelMemory] = field(default_factory=list)
+
+    def column(self, name: str) -> list[int]:
+        """One field of every snapshot, e.g. ``column("kernel_stack")``."""
+        return [getattr(snapshot, name) for snapshot in self.snapshots]
+
+
+def server_kernel_footprint(
+    variant: str, ns: Sequence[int], *, progress: Progress = no_progress
+) -> KernelFootprint:
+    """Kernel memory with ``N`` idle clients of one ``variant`` server, ``N`` in ``ns`` (ascending).
+
+    Both ends of every connection live on this machine, so the TCP figures
+    count the client's socket as well as the server's; the kernel stacks are
+    the server's threads alone (the clients are sockets in this process).
+    The slope against N is the kernel memory one idle connection costs.
+    """
+    result = KernelFootprint(variant)
+    with running_server(variant) as server, connected_clients(server, 0) as clients:
+        for done, n in enumerate(sorted(ns), start=1):
+            grow_clients(server, clients, n)
+            result.ns.append(n)
+            result.snapshots.append(kernel_memory())
+            progress(done, len(ns))
+    return result

@@ -1,16 +1,23 @@
 """The 1,024-fd wall: where select stops, what Python raises, and the limit in front of it.
 
-Two different limits meet at 1,024 on many Linux systems, by coincidence:
+Two different limits meet at 1,024 on most Linux systems, and not by chance:
 
-- ``RLIMIT_NOFILE`` (``ulimit -n``), a per-process cap on *how many* fds may
-  be open; the soft value is often 1,024 and any process may raise it up to
-  the hard value. Past it, ``socket()`` and ``accept()`` fail with EMFILE.
-- ``FD_SETSIZE``, the fixed size of select's ``fd_set`` bitmap (1,024 bits),
-  a cap on *which fd numbers* select can watch. No setting raises it:
+- ``RLIMIT_NOFILE`` (``ulimit -n``) caps fd *numbers*: it is "a value one
+  greater than the maximum file descriptor number that can be opened by this
+  process" (getrlimit(2)). A new fd takes the lowest free number, so this also
+  caps how many can be open; past it ``socket()`` and ``accept()`` fail with
+  EMFILE. Any process may raise its soft value up to the hard one.
+- ``FD_SETSIZE``, the fixed size of select's ``fd_set`` bitmap (1,024 bits in
+  glibc), a cap on *which fd numbers* select can watch. No setting raises it:
   CPython refuses any fd >= 1,024 with ``ValueError`` before calling select,
   because writing bit 1,024 would write past the end of the bitmap.
 
-Raise the first and you meet the second.
+The soft limit is 1,024 *because* of select: systemd (since v240) raises the
+hard limit to 524,288 but leaves the soft one at 1,024 "for compatibility
+reasons: the traditional UNIX select() call cannot deal with file descriptors
+>= 1024" (systemd NEWS, v240; systemd.exec(5), ``LimitNOFILE=``). A program
+that never calls select raises its soft limit itself, as chatlab's servers do;
+raise it in a program that does call select and you meet the second limit.
 """
 
 from __future__ import annotations
