@@ -5,7 +5,10 @@ from __future__ import annotations
 import socket
 import threading
 
-from chatlab.measure.kernel import kernel_memory, parse_meminfo, parse_sockstat
+import pytest
+
+from chatlab.measure import kernel
+from chatlab.measure.kernel import KernelMemory, kernel_memory, parse_meminfo, parse_sockstat
 
 MEMINFO = """MemTotal:       24000000 kB
 Slab:             123456 kB
@@ -53,3 +56,35 @@ def test_the_snapshot_sees_parked_threads_and_open_sockets():
             sock.close()
     assert delta.kernel_stack >= 200 * 8 * 1024  # at least 8 KiB each, whatever else ran meanwhile
     assert delta.tcp_sockets >= 300  # 400 sockets opened; allow for others closing meanwhile
+
+
+def test_thread_kernel_memory_counts_only_while_the_threads_live(monkeypatch):
+    """A fake /proc: 16 KiB of stack per live thread, slab noise that moves on every read."""
+    noise = iter([0, 900, 300, 5000, 100, 700] * 10)  # > 2 distinct values, one outlier round
+
+    def fake() -> KernelMemory:
+        live = threading.active_count()
+        return KernelMemory(16384 * live, 6000 * live + next(noise), 0, 0)
+
+    monkeypatch.setattr(kernel, "kernel_memory", fake)
+    cost = kernel.thread_kernel_memory(50, rounds=3)
+    assert cost.threads == 50
+    assert cost.kernel_stack.median == 16384
+    # per round: (after - before) noise is 900, 4700, 600 -> slab 6000 + 18, 94, 12 per thread
+    assert cost.slab.median == pytest.approx(6018)
+    assert cost.slab.q3 > cost.slab.median > cost.slab.q1
+    assert threading.active_count() == 1
+
+
+def test_thread_kernel_memory_on_this_machine_sees_a_kernel_stack_per_thread():
+    cost = kernel.thread_kernel_memory(100, rounds=3)
+    assert cost.kernel_stack.median >= 8 * 1024
+
+
+def test_server_kernel_footprint_grows_with_idle_threaded_clients():
+    footprint = kernel.server_kernel_footprint("threaded", [0, 30])
+    assert footprint.ns == [0, 30]
+    stacks = footprint.column("kernel_stack")
+    sockets = footprint.column("tcp_sockets")
+    assert stacks[1] - stacks[0] >= 30 * 2 * 8 * 1024  # two threads per client, >= 8 KiB each
+    assert sockets[1] - sockets[0] >= 45  # 60 sockets: both ends of 30 connections

@@ -23,13 +23,14 @@ raise it in a program that does call select and you meet the second limit.
 from __future__ import annotations
 
 import errno
+import os
 import resource
 import select
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from chatlab.measure.fds import fd_at, fd_limits, raised_fd_limit
+from chatlab.measure.fds import fd_at, fd_limits, open_fds, raised_fd_limit
 from chatlab.measure.timing import Progress, no_progress
 
 
@@ -71,6 +72,42 @@ def emfile_probe(
         for sock in sockets:
             sock.close()
         resource.setrlimit(resource.RLIMIT_NOFILE, (old_soft, hard))
+
+
+@dataclass(frozen=True)
+class NumberCap:
+    """What ``dup2`` said when asked for the fd numbers just below and at the soft limit."""
+
+    soft_limit: int
+    fds_open: int  # how many fds the process had open meanwhile: far fewer than the limit
+    below: str  # "ok", or the error, for fd number soft_limit - 1
+    at: str  # the same for fd number soft_limit
+
+
+def rlimit_caps_numbers(
+    soft: int | None = None, *, progress: Progress = no_progress
+) -> NumberCap:
+    """Show that ``RLIMIT_NOFILE`` caps fd *numbers*: with few fds open, fd ``soft`` is refused.
+
+    Lowers the soft limit to ``soft``, then asks ``os.dup2`` for the numbers
+    ``soft - 1`` and ``soft``: the first is granted, the second refused with
+    EBADF although only a handful of fds are open. ``None``: 60 above the
+    highest fd already open (64 in a fresh process).
+    """
+    old_soft, hard = fd_limits()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        soft = max(open_fds()) + 61 if soft is None else soft
+        if max(open_fds()) >= soft - 1:
+            raise RuntimeError(f"fds up to {max(open_fds())} are open; pick a soft limit above")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        try:
+            below = _outcome(lambda n: os.close(os.dup2(sock.fileno(), n)), soft - 1)
+            at = _outcome(lambda n: os.close(os.dup2(sock.fileno(), n)), soft)
+            count = len(open_fds())
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (old_soft, hard))
+    progress(1, 1)
+    return NumberCap(soft, count, below, at)
 
 
 @dataclass(frozen=True)
