@@ -180,6 +180,9 @@ def _check_select_cost(r: dict[str, Any]) -> None:
 
 
 def _check_the_wall(r: dict[str, Any]) -> None:
+    cap = r["rlimit_cap"]  # RLIMIT_NOFILE caps fd numbers, with few fds open
+    assert cap["below"] == "ok" and cap["at"].startswith("OSError: [Errno 9]")
+    assert cap["fds_open"] < cap["soft_limit"] // 2
     assert r["ceiling"]["fd"] == 1024
     assert r["ceiling"]["error"] == "ValueError: filedescriptor out of range in select()"
     assert r["emfile"]["highest_fd"] == 1023
