@@ -177,6 +177,15 @@ def _check_select_cost(r: dict[str, Any]) -> None:
     biggest = r["sweep"]["series"]["select-sockets"]["median"][-1]
     assert ns[-1] == 1000
     assert biggest > 20 * single["1023"]  # watching 1,000 costs far more than one high fd
+    zero, waiting = r["sweep"]["series"], r["blocking_last"]["series"]
+    for method in ("select-ints", "poll", "libc-select", "libc-poll"):
+        at_1000 = zero[method]["ns"].index(1000)
+        # a blocking wait with the ready fd last hooks a wait-queue entry on every idle fd
+        assert waiting[method]["median"][at_1000] > 1.3 * zero[method]["median"][at_1000]
+    assert waiting["epoll"]["median"][-1] < 2 * waiting["epoll"]["median"][0]  # epoll: flat
+    assert min(r["wait_queue_ns_per_fd"].values()) > 0
+    # the poll stand-in and select's kernel part measured through ctypes agree
+    assert 0.5 < r["poll_stand_in_ns_per_fd"] / r["breakdown_ns_per_fd"]["kernel_check"] < 2
 
 
 def _check_the_wall(r: dict[str, Any]) -> None:

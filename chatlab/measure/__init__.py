@@ -5,7 +5,9 @@ decides what a number means is in plain, tested Python:
 
 - ``timing``: warm-up, batches, interleaved rounds, medians and IQR, line fits;
 - ``fds``: the fd limit, a pool of idle sockets, placing an fd at a chosen number;
-- ``multiplex``: time per select / poll / epoll call against N watched fds;
+- ``multiplex``: time per select / poll / epoll call against N watched fds, from
+  CPython and straight from the C library (ctypes), with and without a wait;
+- ``kernel``: kernel memory (stacks, slab, TCP buffers) that no RSS shows;
 - ``isolated``: run a measurement in a fresh process, with a progress bar;
 - ``progress``: the progress bars;
 - ``wall``: the 1,024-fd wall (EMFILE, FD_SETSIZE, which call accepts which fd);
@@ -20,13 +22,16 @@ Set ``CHATLAB_QUICK=1`` for small sizes everywhere (``quick_mode()``).
 from chatlab.measure.fds import FD_SETSIZE, SocketPool, fd_at, fd_limits, raised_fd_limit
 from chatlab.measure.isolated import in_fresh_process
 from chatlab.measure.multiplex import (
+    LIBC_METHODS,
     METHODS,
     Series,
     Sweep,
     TriggerRun,
     epoll_trigger_demo,
+    kernel_python_split,
     per_fd_breakdown,
     readiness_sweep,
+    readiness_sweeps,
     single_fd_select,
 )
 from chatlab.measure.progress import with_progress
@@ -48,6 +53,7 @@ __all__ = [
     "load_results",
     "save_results",
     "with_progress",
+    "LIBC_METHODS",
     "METHODS",
     "LinearFit",
     "PowerFit",
@@ -63,10 +69,12 @@ __all__ = [
     "fit_loglog",
     "in_fresh_process",
     "measure_cases",
+    "kernel_python_split",
     "per_fd_breakdown",
     "quick_mode",
     "raised_fd_limit",
     "readiness_sweep",
+    "readiness_sweeps",
     "single_fd_select",
     "summarize",
 ]

@@ -21,6 +21,9 @@ COLORS = {
     "poll": "tab:blue",
     "epoll": "tab:green",
     "selector": "tab:purple",
+    "libc-select": "tab:olive",
+    "libc-poll": "tab:cyan",
+    "libc-epoll": "tab:pink",
     "threaded": "tab:brown",
     "blocking": "tab:gray",
 }
@@ -31,6 +34,9 @@ LABELS = {
     "poll": "poll",
     "epoll": "epoll",
     "selector": "selectors.DefaultSelector",
+    "libc-select": "select() via ctypes",
+    "libc-poll": "poll() via ctypes",
+    "libc-epoll": "epoll_wait() via ctypes",
 }
 
 
