@@ -59,26 +59,34 @@ def test_the_snapshot_sees_parked_threads_and_open_sockets():
 
 
 def test_thread_kernel_memory_counts_only_while_the_threads_live(monkeypatch):
-    """A fake /proc: 16 KiB of stack per live thread, slab noise that moves on every read."""
-    noise = iter([0, 900, 300, 5000, 100, 700] * 10)  # > 2 distinct values, one outlier round
+    """A fake kernel: 16 KiB of stack per live thread, plus noise that moves on every read."""
+    noise = iter([0, 9, 3, 50, 1, 7] * 10)  # > 2 distinct values, one outlier round
 
-    def fake() -> KernelMemory:
-        live = threading.active_count()
-        return KernelMemory(16384 * live, 6000 * live + next(noise), 0, 0)
+    def fake_meminfo() -> KernelMemory:
+        return KernelMemory(16384 * threading.active_count() + 1024 * next(noise), 0, 0, 0)
 
-    monkeypatch.setattr(kernel, "kernel_memory", fake)
+    monkeypatch.setattr(kernel, "kernel_memory", fake_meminfo)
+    sizes = {"task_struct": 5840}
+    monkeypatch.setattr(kernel, "slab_cache", lambda name: (123, sizes[name]))
     cost = kernel.thread_kernel_memory(50, rounds=3)
-    assert cost.threads == 50
-    assert cost.kernel_stack.median == 16384
-    # per round: (after - before) noise is 900, 4700, 600 -> slab 6000 + 18, 94, 12 per thread
-    assert cost.slab.median == pytest.approx(6018)
-    assert cost.slab.q3 > cost.slab.median > cost.slab.q1
+    assert cost.threads == 50 and cost.task_struct == 5840
+    # per round the noise adds 9, 47, 6 KiB: 16384 + 1024 * (9, 47, 6) / 50 per thread
+    assert cost.kernel_stack.median == pytest.approx(16384 + 1024 * 9 / 50)
+    assert cost.kernel_stack.q3 > cost.kernel_stack.median > cost.kernel_stack.q1
     assert threading.active_count() == 1
+
+
+def test_slab_cache_reads_objects_and_size(tmp_path):
+    (tmp_path / "task_struct").mkdir()
+    (tmp_path / "task_struct" / "objects").write_text("2464 N0=2464\n")
+    (tmp_path / "task_struct" / "object_size").write_text("5840\n")
+    assert kernel.slab_cache("task_struct", tmp_path) == (2464, 5840)
 
 
 def test_thread_kernel_memory_on_this_machine_sees_a_kernel_stack_per_thread():
     cost = kernel.thread_kernel_memory(100, rounds=3)
     assert cost.kernel_stack.median >= 8 * 1024
+    assert cost.task_struct > 1024  # a task_struct is several KiB
 
 
 def test_server_kernel_footprint_grows_with_idle_threaded_clients():

@@ -158,11 +158,16 @@ def _check_why_multiplex(r: dict[str, Any]) -> None:
     assert threaded["second"]["median"] < 0.2 * hold  # B was served at once
     assert blocking["first"]["median"] < 0.2 * hold
     assert 0 < r["thread_rss_bytes_per_thread"] < 1024 * KIB
+    kernel = r["thread_kernel_bytes_per_thread"]  # what RSS does not show
+    assert kernel["kernel_stack"]["median"] >= 8 * KIB  # a kernel stack per thread
+    assert kernel["task_struct"] > 1 * KIB  # the kernel's record of each thread
     idle = r["threaded_idle"]
     assert idle["threads_per_client"] == pytest.approx(2.0, abs=0.05)  # a reader and a writer
     assert idle["rss_per_client"] > 8 * KIB
     assert idle["vms_per_client"] > 2 * 1024 * KIB  # stacks are reserved, mostly not resident
     assert idle["vms_per_client"] > 20 * idle["rss_per_client"]
+    in_kernel = idle["kernel_per_client"]
+    assert in_kernel["kernel_stack"] >= 2 * 8 * KIB  # two threads, a kernel stack each
 
 
 def _check_select_cost(r: dict[str, Any]) -> None:

@@ -3,9 +3,10 @@
 A process's RSS counts its user-space pages only. A thread also costs a kernel
 stack (``KernelStack`` in ``/proc/meminfo``; 16 KiB per thread on x86-64 with
 the default ``THREAD_SIZE``) and slab objects (its ``task_struct`` and
-friends, part of ``Slab``). A TCP connection costs socket structures in the
-slab and, while data waits in them, buffer pages that ``/proc/net/sockstat``
-counts as ``mem`` (in pages; see proc(5) and ``net/ipv4/proc.c``).
+friends, part of ``Slab``; ``slab_cache`` reads one cache). A TCP connection
+costs socket structures in the slab and, while data waits in them, buffer
+pages that ``/proc/net/sockstat`` counts as ``mem`` (in pages; see proc(5)
+and ``net/ipv4/proc.c``).
 
 These figures are machine-wide, so a delta taken around an experiment also
 counts whatever else the machine did meanwhile: take several rounds and a
@@ -26,6 +27,7 @@ from chatlab.measure.timing import Progress, Stats, no_progress, summarize
 
 MEMINFO = Path("/proc/meminfo")
 SOCKSTAT = Path("/proc/net/sockstat")
+SLAB_SYSFS = Path("/sys/kernel/slab")
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 
 
@@ -83,32 +85,44 @@ def kernel_memory() -> KernelMemory:
     )
 
 
+def slab_cache(name: str, root: Path = SLAB_SYSFS) -> tuple[int, int]:
+    """``(objects in use, object size in bytes)`` of one slab cache, from SLUB's sysfs files.
+
+    ``/proc/slabinfo`` has the same per cache but is readable by root only;
+    ``/sys/kernel/slab/<cache>/objects`` and ``object_size`` are not.
+    """
+    folder = root / name
+    objects = int((folder / "objects").read_text().split()[0])
+    return objects, int((folder / "object_size").read_text())
+
+
 @dataclass(frozen=True)
 class ThreadKernelCost:
-    """What one parked thread costs the kernel, per thread, over several rounds (bytes)."""
+    """What one parked thread costs the kernel (bytes)."""
 
     threads: int  # threads started (and parked) per round
-    kernel_stack: Stats  # KernelStack delta / threads
-    slab: Stats  # Slab delta / threads: a lower bound (see thread_kernel_memory)
+    kernel_stack: Stats  # measured: KernelStack delta / threads, over the rounds
+    task_struct: int  # read: the size of one task_struct, the kernel's record of a thread
 
 
 def thread_kernel_memory(
     threads: int = 200, *, rounds: int = 7, progress: Progress = no_progress
 ) -> ThreadKernelCost:
-    """Start ``threads`` threads that park on an Event, read the kernel's memory, stop them.
+    """Start ``threads`` threads that park on an Event, read ``KernelStack``, stop them.
 
     Repeated ``rounds`` times; each round gives one per-thread figure, and the
     median ignores a round in which something else on the machine started or
     ended threads. No process's RSS shows this memory.
 
-    The kernel stack is exact: each thread gets its own. The Slab delta is a
-    lower bound: ``Slab`` counts whole slab pages, and a thread's
-    ``task_struct`` and friends first fill free slots in pages the slab
-    caches already hold (left by threads that ended earlier, in a previous
-    round say), which adds no page. Per-cache object counts are in
-    ``/proc/slabinfo``, readable by root only.
+    Each thread also has one ``task_struct``; its size is read from the slab
+    cache rather than measured as a delta, because slab counters move in whole
+    slabs: a new thread first takes a slot freed by a thread that ended
+    earlier, which adds nothing to ``Slab`` (nor to the cache's ``objects``,
+    which counts free slots in per-CPU slabs as in use). A thread has more
+    kernel objects than this one, so kernel stack plus ``task_struct`` is a
+    lower bound.
     """
-    stacks, slabs = [], []
+    stacks = []
     for done in range(1, rounds + 1):
         before = kernel_memory()
         release = threading.Event()
@@ -124,9 +138,8 @@ def thread_kernel_memory(
             for thread in started:
                 thread.join(5.0)
         stacks.append(delta.kernel_stack / threads)
-        slabs.append(delta.slab / threads)
         progress(done, rounds)
-    return ThreadKernelCost(threads, summarize(stacks), summarize(slabs))
+    return ThreadKernelCost(threads, summarize(stacks), slab_cache("task_struct")[1])
 
 
 @dataclass
