@@ -228,7 +228,6 @@ def _check_poll_epoll(r: dict[str, Any]) -> None:
     assert every["epoll"] > 0.6  # all ready: epoll's advantage is gone
     split = r["all_ready_split_ns_per_fd"]  # ns per ready fd, from the ctypes calls
     assert split["epoll"]["kernel"] > split["poll"]["kernel"] > 0  # epoll loses in the kernel
-    assert split["epoll"]["python"] > 0 and split["poll"]["python"] > 0  # a tuple per fd
     trigger = r["trigger"]
     assert trigger["level"]["second_wait_events"] == 1
     assert trigger["edge"]["second_wait_events"] == 0
