@@ -235,7 +235,8 @@ def _selector_case(setup: _Setup, n: int, stack: contextlib.ExitStack) -> Case:
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.select.argtypes = [ctypes.c_int] + [ctypes.c_void_p] * 4  # nfds, 3 fd_sets, timeval
 _libc.poll.argtypes = [ctypes.c_void_p, ctypes.c_ulong, ctypes.c_int]
-_libc.epoll_wait.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
+if hasattr(_libc, "epoll_wait"):  # Linux only; macOS has kqueue instead
+    _libc.epoll_wait.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int, ctypes.c_int]
 _FD_WORD_BITS = 8 * ctypes.sizeof(ctypes.c_ulong)
 _FdSet = ctypes.c_ulong * (FD_SETSIZE // _FD_WORD_BITS)  # glibc's fd_set: 1,024 bits
 _EPOLL_EVENT_MAX_BYTES = 16  # struct epoll_event: 12 bytes packed on x86-64, 16 elsewhere
