@@ -160,6 +160,14 @@ class FdLimitError(RuntimeError):
     """This process may not open as many fds as it needs; the message says how to lift the limit."""
 
 
+def _nr_open() -> str:
+    try:
+        with open(NR_OPEN) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown here"
+
+
 def raise_fd_limit(want: int) -> int:
     """Room for ``want`` open fds: raise the soft RLIMIT_NOFILE, and the hard one where allowed.
 
@@ -185,7 +193,7 @@ def raise_fd_limit(want: int) -> int:
                 f"{want} file descriptors needed, the hard RLIMIT_NOFILE is {hard} and this "
                 f"process may not raise it ({error}); lift it with `ulimit -Hn {want}` as root, "
                 f"`nofile` in /etc/security/limits.conf, or LimitNOFILE= in a systemd unit "
-                f"(the ceiling for any process is {NR_OPEN})"
+                f"(no process may go beyond fs.nr_open: {_nr_open()})"
             ) from error
     if soft < hard:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -26,13 +26,13 @@ import contextlib
 import errno
 import os
 import select
-import signal
 import socket
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from chatlab.measure.herd import fork_child, kill_all
 from chatlab.measure.limits import bind_source
 from chatlab.measure.timing import Progress, Stats, no_progress, summarize
 
@@ -83,20 +83,18 @@ def accepting_server(backlog: int = 4096) -> Iterator[Address]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(backlog)
-    pid = os.fork()
-    if pid == 0:
-        try:
-            while True:
-                conn, _ = listener.accept()
-                conn.close()
-        finally:
-            os._exit(0)
+    pid = fork_child(_accept_and_close, listener)
     try:
         yield listener.getsockname()
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        kill_all([pid])
         listener.close()
+
+
+def _accept_and_close(listener: socket.socket) -> None:
+    while True:
+        conn, _ = listener.accept()
+        conn.close()
 
 
 def open_blocking(address: Address, n: int) -> list[socket.socket]:

@@ -41,7 +41,7 @@ from chatlab.measure.limits import port_range, ports_per_destination, source_add
 from chatlab.measure.load import _cpu_seconds
 from chatlab.measure.servers import WELCOME, server_fds
 from chatlab.measure.timing import Progress, no_progress, summarize
-from chatlab.sockets import raise_fd_limit
+from chatlab.sockets import FdLimitError, raise_fd_limit
 
 BATCH = 1000  # connects in flight at once: below the server's listen backlog (1,024)
 SPARE_FDS = 200  # fds beyond the crowd: members, pipes, the server's own
@@ -67,6 +67,7 @@ class Crowd:
     variant: str
     points: list[CrowdPoint] = field(default_factory=list)
     stopped: str | None = None
+    fd_wall: str | None = None  # the fd limit that cut the sweep short, and how to lift it
     server_fd_limit: tuple[int, int] = (0, 0)  # the server's RLIMIT_NOFILE (soft, hard)
     sources: list[str] = field(default_factory=list)
 
@@ -146,6 +147,21 @@ def _grow(
         crowd += open_nonblocking(address, batch, timeout=30.0, sources=rotated)
 
 
+def _within_fd_limit(ns: list[int], result: Crowd) -> list[int]:
+    """The sizes this process may reach: raise the fd limit for the largest, else stop short.
+
+    Where the hard limit cannot be raised, the sweep ends at the largest size
+    that fits under it, and ``result.fd_wall`` says which limit and how to lift it.
+    """
+    try:
+        raise_fd_limit(ns[-1] + SPARE_FDS)
+        return ns
+    except FdLimitError as error:
+        result.fd_wall = str(error)
+    cap = raise_fd_limit(0) - SPARE_FDS  # soft raised to the hard limit
+    return [n for n in ns if n < cap] + [cap]
+
+
 def idle_crowd(
     variant: str,
     ns: Sequence[int],
@@ -155,12 +171,11 @@ def idle_crowd(
     progress: Progress = no_progress,
 ) -> Crowd:
     """Relay cost, memory and threads of ``variant`` with N idle connections, N in ``ns``."""
-    ns = sorted(ns)
+    result = Crowd(variant)
+    ns = _within_fd_limit(sorted(ns), result)
     low, high = port_range()
-    sources = source_addresses(ns[-1], ports_per_destination(low, high))
-    raise_fd_limit(ns[-1] + SPARE_FDS)
+    sources = result.sources = source_addresses(ns[-1], ports_per_destination(low, high))
     me = psutil.Process()
-    result = Crowd(variant, sources=sources)
     crowd: list[socket.socket] = []
     with running_server(variant, "--web-port", "auto") as server:
         pid = server.proc.pid

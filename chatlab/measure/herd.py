@@ -45,7 +45,7 @@ import signal
 import socket
 import struct
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from chatlab.measure.timing import Progress, Stats, no_progress, summarize
@@ -58,14 +58,15 @@ SERVE_TIMEOUT_S = 2.0  # a connection not served by then counts as waiting
 
 
 class Counters:
-    """``workers`` × ``FIELDS`` integers in shared anonymous memory, inherited across fork()."""
+    """``workers`` × ``fields`` integers in shared anonymous memory, inherited across fork()."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, fields: Sequence[str] = FIELDS) -> None:
         self.workers = workers
-        self.memory = mmap.mmap(-1, SLOT.size * len(FIELDS) * workers)  # MAP_SHARED
+        self.fields = tuple(fields)
+        self.memory = mmap.mmap(-1, SLOT.size * len(self.fields) * workers)  # MAP_SHARED
 
     def _offset(self, worker: int, name: str) -> int:
-        return SLOT.size * (worker * len(FIELDS) + FIELDS.index(name))
+        return SLOT.size * (worker * len(self.fields) + self.fields.index(name))
 
     def add(self, worker: int, name: str) -> None:
         offset = self._offset(worker, name)
@@ -76,7 +77,7 @@ class Counters:
         return SLOT.unpack_from(self.memory, self._offset(worker, name))[0]
 
     def totals(self) -> dict[str, int]:
-        return {name: sum(self.get(w, name) for w in range(self.workers)) for name in FIELDS}
+        return {name: sum(self.get(w, name) for w in range(self.workers)) for name in self.fields}
 
     def per_worker(self, name: str) -> list[int]:
         return [self.get(w, name) for w in range(self.workers)]
@@ -167,29 +168,42 @@ def running_workers(mode: str, k: int) -> Iterator[Workers]:
     workers = Workers(mode, port, Counters(k))
     try:
         for worker in range(k):
-            workers.pids.append(_fork_worker(mode, listeners[worker], worker, workers.counters))
+            workers.pids.append(
+                fork_child(_run_worker, mode, listeners[worker], worker, workers.counters)
+            )
         yield workers
     finally:
-        for pid in workers.pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        for pid in workers.pids:
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(pid, 0)
+        kill_all(workers.pids)
         for sock in set(listeners):
             sock.close()
         workers.counters.close()
 
 
-def _fork_worker(mode: str, listener: socket.socket, worker: int, counters: Counters) -> int:
+def fork_child(target: Callable[..., object], *args: object) -> int:
+    """Run ``target(*args)`` in a forked child that never returns into the caller; its pid.
+
+    Fork, not spawn: the child starts in microseconds with the sockets and
+    shared counters already in hand. It ends with ``os._exit``, so it never
+    runs the parent's clean-up (or a notebook kernel's) on its way out.
+    """
     pid = os.fork()
-    if pid == 0:  # the child: wait for connections until killed, never return into the caller
+    if pid == 0:
         try:
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-            _run_worker(mode, listener, worker, counters)
+            target(*args)
         finally:
             os._exit(0)
     return pid
+
+
+def kill_all(pids: Sequence[int]) -> None:
+    """SIGKILL every child (stopped ones too) and reap it."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    for pid in pids:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
 
 
 def connect_and_wait(port: int, timeout: float = SERVE_TIMEOUT_S) -> int | None:
