@@ -118,7 +118,7 @@ def open_nonblocking(
 
     ``sources`` (optional) are local addresses to bind to, round-robin, before
     connecting (see ``chatlab.measure.limits.bind_source``). Raises
-    ``ConnectionError`` naming the first failure SO_ERROR reports, and
+    the ``OSError`` (e.g. ``ConnectionRefusedError``) SO_ERROR first reports, and
     ``TimeoutError`` if some handshakes are still pending after ``timeout``.
     """
     socks: list[socket.socket] = []
@@ -132,7 +132,7 @@ def open_nonblocking(
                 bind_source(sock, sources[i % len(sources)])
             code = sock.connect_ex(address)
             if code not in (0, errno.EINPROGRESS):
-                raise ConnectionError(code, f"connect: {os.strerror(code)}")
+                raise OSError(code, f"connect: {os.strerror(code)}")
             ep.register(sock.fileno(), select.EPOLLOUT)
         _collect_writable(ep, {s.fileno(): s for s in socks}, timeout)
     except BaseException:
@@ -155,7 +155,7 @@ def _collect_writable(ep: select.epoll, pending: dict[int, socket.socket], timeo
             ep.unregister(fd)
             status = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
             if status:
-                raise ConnectionError(status, f"connect: {os.strerror(status)}")
+                raise OSError(status, f"connect: {os.strerror(status)}")
 
 
 def close_all(socks: Sequence[socket.socket]) -> None:
