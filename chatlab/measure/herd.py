@@ -327,7 +327,12 @@ class Spread:
 
 
 def reuseport_spread(
-    k: int = 4, connections: int = 200, *, stalled: int = 0, wait_s: float = 0.2
+    k: int = 4,
+    connections: int = 200,
+    *,
+    stalled: int = 0,
+    wait_s: float = 0.2,
+    progress: Progress = no_progress,
 ) -> Spread:
     """Spread ``connections`` over K SO_REUSEPORT listeners; then stall one worker and count.
 
@@ -341,6 +346,7 @@ def reuseport_spread(
         start = workers.counters.per_worker("accepts")
         for _ in range(connections):
             connect_and_wait(workers.port)
+        progress(1, 2)
         after = workers.counters.per_worker("accepts")
         per_worker = [b - a for a, b in zip(start, after, strict=True)]
         workers.stall(stalled)
@@ -356,6 +362,7 @@ def reuseport_spread(
                     waiting.append(sock)  # hashed to the stalled worker: still queued
             workers.resume(stalled)
             late = sum(bool(_recv_within(sock, SERVE_TIMEOUT_S)) for sock in waiting)
+            progress(2, 2)
         finally:
             for sock in waiting:
                 sock.close()
