@@ -3,13 +3,21 @@
 from __future__ import annotations
 
 import resource
+import socket
 import subprocess
 import sys
 
 import pytest
 
 from chatlab.measure import crowd as crowd_module
-from chatlab.measure.crowd import Crowd, CrowdPoint, give_fds, idle_crowd, per_connection
+from chatlab.measure.crowd import (
+    Crowd,
+    CrowdPoint,
+    give_fds,
+    grow_idle,
+    idle_crowd,
+    per_connection,
+)
 from chatlab.measure.kernel import KernelMemory
 from chatlab.sockets import FdLimitError
 
@@ -71,3 +79,34 @@ def test_idle_crowd_measures_each_size(variant):
     else:
         assert crowd.largest.server_threads < 5
     assert crowd.server_fd_limit[0] >= 90
+
+
+def test_grow_idle_keeps_the_source_rotation_across_batches(monkeypatch):
+    monkeypatch.setattr(crowd_module, "BATCH", 3)
+    crowd: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0), backlog=64) as listener:
+        try:
+            grow_idle(crowd, 4, listener.getsockname(), ["127.0.0.2", "127.0.0.3"])
+            grow_idle(crowd, 7, listener.getsockname(), ["127.0.0.2", "127.0.0.3"])
+            sources = [sock.getsockname()[0] for sock in crowd]
+            assert sources == ["127.0.0.2", "127.0.0.3"] * 3 + ["127.0.0.2"]
+            assert {sock.getpeername() for sock in crowd} == {listener.getsockname()}
+        finally:
+            for sock in crowd:
+                sock.close()
+
+
+def test_grow_idle_picks_enough_sources_by_itself(monkeypatch):
+    monkeypatch.setattr(crowd_module, "port_range", lambda: (40000, 40001))  # two ports each
+    crowd: list[socket.socket] = []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        try:
+            grow_idle(crowd, 5, listener.getsockname())
+            assert {sock.getsockname()[0] for sock in crowd} == {
+                "127.0.0.1",
+                "127.0.0.2",
+                "127.0.0.3",
+            }
+        finally:
+            for sock in crowd:
+                sock.close()

@@ -136,13 +136,25 @@ def _wait_for_fds(pid: int, count: int, timeout: float) -> bool:
     return True
 
 
-def _grow(
-    crowd: list[socket.socket], to: int, address: tuple[str, int], sources: Sequence[str]
+def grow_idle(
+    crowd: list[socket.socket],
+    to: int,
+    address: tuple[str, int],
+    sources: Sequence[str] | None = None,
 ) -> None:
-    """Open silent connections in batches until ``crowd`` holds ``to``."""
+    """Open silent connections to ``address`` until ``crowd`` holds ``to``.
+
+    Non-blocking connects, ``BATCH`` in flight at a time (below the server's
+    listen backlog, so no SYN is dropped and retried a second later), bound
+    round-robin to ``sources``: by default as many loopback addresses as the
+    ephemeral port range requires for ``to`` connections to one port.
+    Raises ``OSError`` (EMFILE, EADDRNOTAVAIL, a refusal, a timeout) if one fails.
+    """
+    if sources is None:
+        sources = source_addresses(to, ports_per_destination(*port_range()))
     while len(crowd) < to:
         batch = min(BATCH, to - len(crowd))
-        start = len(crowd)
+        start = len(crowd)  # the next connection's source continues the rotation
         rotated = [sources[(start + i) % len(sources)] for i in range(len(sources))]
         crowd += open_nonblocking(address, batch, timeout=30.0, sources=rotated)
 
@@ -187,7 +199,7 @@ def idle_crowd(
                 kernel_before, client_before = kernel_memory(), me.memory_info().rss
                 for done, n in enumerate(ns, start=1):
                     try:
-                        _grow(crowd, n, (server.host, server.web_port), sources)
+                        grow_idle(crowd, n, (server.host, server.web_port), sources)
                     except OSError as error:
                         result.stopped = f"at {len(crowd)} connections: {error}"
                         break
