@@ -235,7 +235,7 @@ def sleeps(pids: Sequence[int]) -> int:
 
 
 def _wait_until_ready(workers: Workers, timeout: float = 5.0) -> None:
-    """Serve one connection per worker's chance, so every worker has reached its wait."""
+    """Give the forked workers time to reach their wait, then check that one serves."""
     deadline = time.monotonic() + timeout
     time.sleep(0.05 + 0.005 * len(workers.pids))  # let the forked children reach their wait
     while time.monotonic() < deadline:  # a served connection proves the port is being watched
