@@ -151,3 +151,50 @@ def close_gently(sock: socket.socket) -> None:
     sock.setblocking(False)
     drain(sock)
     sock.close()
+
+
+NR_OPEN = "/proc/sys/fs/nr_open"  # Linux: the most any process's hard RLIMIT_NOFILE may be
+
+
+class FdLimitError(RuntimeError):
+    """This process may not open as many fds as it needs; the message says how to lift the limit."""
+
+
+def _nr_open() -> str:
+    try:
+        with open(NR_OPEN) as f:
+            return f.read().strip()
+    except OSError:
+        return "unknown here"
+
+
+def raise_fd_limit(want: int) -> int:
+    """Room for ``want`` open fds: raise the soft RLIMIT_NOFILE, and the hard one where allowed.
+
+    Any process may raise its soft limit up to its hard limit; raising the hard
+    limit needs CAP_SYS_RESOURCE (root), and even then stops at ``fs.nr_open``
+    (setrlimit(2): EPERM beyond). Returns the soft limit now in force (at least
+    ``want``; the hard limit if that is more). Raises ``FdLimitError`` naming
+    the limit that stops it.
+    """
+    import resource  # POSIX only: imported here so that importing chatlab.sockets stays portable
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        new = max(soft, want)  # a soft limit of "infinity" is refused: take only what is wanted
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+        return new
+    if want > hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want, want))
+            return want
+        except (ValueError, OSError) as error:
+            raise FdLimitError(
+                f"{want} file descriptors needed, the hard RLIMIT_NOFILE is {hard} and this "
+                f"process may not raise it ({error}); lift it with `ulimit -Hn {want}` as root, "
+                f"`nofile` in /etc/security/limits.conf, or LimitNOFILE= in a systemd unit "
+                f"(no process may go beyond fs.nr_open: {_nr_open()})"
+            ) from error
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard

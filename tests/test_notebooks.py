@@ -34,6 +34,7 @@ NOTEBOOKS = [
     "03-the-1024-wall",
     "04-poll-and-epoll",
     "05-servers-under-load",
+    "07-many-connections-many-cores",
 ]
 QUICK = os.environ.get("CHATLAB_QUICK", "1")
 KIB = 1024
@@ -273,10 +274,58 @@ def _check_bench_sweep(points: list[dict[str, Any]]) -> None:
     assert {"select", "poll", "epoll"} <= beside_idle
 
 
+def _check_many_connections(r: dict[str, Any]) -> None:
+    herd = r["herd"]
+    for k in r["herd_ks"]:
+        assert herd[f"accept/{k}"]["woken"] <= 1.5  # exclusive waiters: one wakes
+        assert herd[f"accept/{k}"]["eagain"] == 0
+        assert herd[f"exclusive/{k}"]["woken"] <= 1.5  # EPOLLEXCLUSIVE: one (or a few) wake
+        if k >= 4:
+            assert herd[f"epoll/{k}"]["woken"] >= k - 0.5  # the herd: every epoll waiter woken
+            assert herd[f"epoll/{k}"]["woken"] > herd[f"exclusive/{k}"]["woken"] + 2
+        for mode in ("accept", "epoll", "exclusive"):
+            row = herd[f"{mode}/{k}"]
+            assert row["unserved"] == 0
+            assert row["eagain"] == pytest.approx(row["returned"] - 1, abs=0.01)
+    spread = r["spread"]
+    assert min(spread["per_worker"]) > 0  # every listener got a share
+    assert spread["waited"] > 0 and spread["served"] > 0  # the stalled share waited, others not
+    assert spread["served_after_resume"] == spread["waited"]
+    assert r["refusal"] == {
+        "connect_ex": "EINPROGRESS",
+        "writable": True,
+        "so_error": "ECONNREFUSED",
+    }
+    for run in r["backlog"]:
+        assert run["completed"] == min(run["backlog"], run["somaxconn"]) + 1
+    assert all(t["blocking_ms"] > 0 and t["nonblocking_ms"] > 0 for t in r["opening"].values())
+    ports = r["ports"]
+    assert ports["per_destination"] == ports["high"] - ports["low"] + 1
+    assert len(ports["sources_for_100k"]) == -(-100_000 // ports["per_destination"])
+    assert r["fd"]["limit"] >= 100_200 or "ulimit -Hn" in r["fd"]["wall"]
+    crowds = r["crowds"]
+    epoll, poll, threaded = crowds["epoll"], crowds["poll"], crowds["threaded"]
+    for crowd in (epoll, poll, threaded):
+        assert crowd["stopped"] is None and len(crowd["ns"]) >= 2
+    assert max(epoll["server_threads"]) < 5 and threaded["per_connection"]["threads"] > 1.5
+    assert threaded["per_connection"]["server_rss"] > 4 * epoll["per_connection"]["server_rss"]
+    assert 0 < epoll["per_connection"]["server_rss"] < 8 * KIB
+    assert epoll["per_connection"]["kernel_slab"] > 0
+    # two TCP sockets per connection, in a machine-wide count that other processes move too
+    assert epoll["per_connection"]["tcp_sockets"] >= 1.0
+    # the wait cost: poll pays for the idle crowd on every line, epoll does not
+    assert poll["cpu_us_per_line"][-1] > 2 * poll["cpu_us_per_line"][0]
+    assert poll["cpu_us_per_line"][-1] > 2 * epoll["cpu_us_per_line"][len(poll["ns"]) - 1]
+    for work in r["cores"].values():
+        assert work["1"]["server_cores"] <= 1.1  # one process, one core at most
+        assert work["1"]["echoes_per_s"] > 0 and work["2"]["echoes_per_s"] > 0
+
+
 CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "01-why-multiplex": _check_why_multiplex,
     "02-select-cost": _check_select_cost,
     "03-the-1024-wall": _check_the_wall,
     "04-poll-and-epoll": _check_poll_epoll,
     "05-servers-under-load": _check_under_load,
+    "07-many-connections-many-cores": _check_many_connections,
 }

@@ -13,6 +13,11 @@ decides what a number means is in plain, tested Python:
 - ``wall``: the 1,024-fd wall (EMFILE, FD_SETSIZE, which call accepts which fd);
 - ``servers``: against the real servers: greeting waits, memory, a flood of clients;
 - ``load``: a small load driver (throughput and latency against room size);
+- ``herd``: K processes on one port: wake-ups per connection, SO_REUSEPORT's spread;
+- ``connect``: non-blocking connect, opening N connections, the listen backlog;
+- ``limits``: the ephemeral port range and client source addresses (the 4-tuple);
+- ``crowd``: N idle connections beside a talking room: wait cost and memory;
+- ``cores``: K SO_REUSEPORT echo processes against one;
 - ``results``: the artefact folder the notebooks save their numbers in;
 - ``plots``: shared plotting helpers (the only module that imports matplotlib).
 
