@@ -21,7 +21,8 @@ import pytest
 
 from chatlab import bench
 from chatlab.bench import Plan, Point, light, pipelined
-from chatlab.bench.cli import DEFAULTS, build_parser
+from chatlab.bench.cli import DEFAULTS, build_parser, plans_from
+from chatlab.bench.plan import SETUP_BUDGET
 from chatlab.bench.plot import memory_figure
 from chatlab.bench.report import WIDTH
 from chatlab.bench.swarm import QUIET
@@ -293,7 +294,15 @@ def test_options_left_out_get_the_defaults_the_help_shows() -> None:
         default = DEFAULTS[dest]
         shown = default[0] if isinstance(default, list) else default
         shown = f"{shown:g}" if isinstance(shown, float) else shown
-        assert f"(default: {shown})" in help_for[flag], flag
+        assert f"(default: {shown}" in help_for[flag], flag
+
+
+def test_a_sweep_honours_the_set_up_limits_it_is_given() -> None:
+    argv = ["--sweep", "--setup-budget", "30", "--greeting-timeout", "5"]
+    given = plans_from(bench.parse_args(argv))
+    assert {(plan.setup_budget, plan.greeting_timeout) for plan in given} == {(30, 5)}
+    default = plans_from(bench.parse_args(["--sweep"]))
+    assert {(plan.setup_budget, plan.greeting_timeout) for plan in default} == {(SETUP_BUDGET, 3)}
 
 
 def test_plot_without_matplotlib_is_one_line_before_the_run(

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from chatlab.bench.plan import Plan, run_with_bar, sweep_plans
+from chatlab.bench.plan import SETUP_BUDGET, Plan, run_with_bar, sweep_plans
 from chatlab.bench.plot import missing_matplotlib, plot
 from chatlab.bench.report import context, markdown_table, summary, where, write_csv, write_json
 from chatlab.bench.workload import MAX_WINDOW, SENDERS, Workload, light, pipelined
@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     add(
         "--setup-budget",
         type=_positive(float),
-        help="seconds to grow the room to one size (default: 60)",
+        help=f"seconds to grow the room to one size (default: 60; {SETUP_BUDGET:g} with --sweep)",
     )
     add(
         "--greeting-timeout",
@@ -142,6 +142,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     options = parser.parse_args(argv)
     if problem := _conflict(options):
         parser.error(problem)
+    if options.sweep and options.setup_budget is None:
+        options.setup_budget = SETUP_BUDGET  # its rooms of 5,000 and 10,000 take longer
     for dest, default in DEFAULTS.items():
         if getattr(options, dest) is None:
             setattr(options, dest, default)
@@ -234,10 +236,10 @@ def _port(text: str) -> int:
 
 def plans_from(options: argparse.Namespace) -> list[Plan]:
     """Turn the command line into what to measure."""
-    if options.sweep:
-        return sweep_plans(options.full)
     workloads = [_command_line_workload(options)]
-    if options.port is None:
+    if options.sweep:
+        plans = sweep_plans(options.full)
+    elif options.port is None:
         variants = options.variant or ["epoll"]
         plans = [Plan(variants, options.clients, workloads, options.together, options.idle)]
     else:  # a server we did not start: it is what --variant says, or just "server"

@@ -17,6 +17,7 @@ from chatlab.variants import available_variants, is_available
 SWEEP_NS = (10, 100, 1_000, 5_000, 10_000)
 BLOCKING_NS = (1, 2)  # the blocking server greets one client; the second one waits
 IDLE_EXPERIMENT = (10, 990)  # clients in the room, idle connections beside it
+SETUP_BUDGET = 120.0  # seconds to grow a room to one size, for the sweep's large rooms
 FD_MARGIN = 64  # file descriptors the bench keeps for itself beyond its clients
 WALLS = {  # why a variant stops short, to go with what the bench saw
     "blocking": "it serves one client at a time; the others wait in the listen queue",
@@ -36,7 +37,7 @@ class Plan:
     idle: int = 0  # silent connections to the web port, beside the room
     epoll_only_above: int | None = None  # larger rooms are measured for epoll alone
     greeting_timeout: float = 3.0
-    setup_budget: float = 120.0
+    setup_budget: float = SETUP_BUDGET
     host: str | None = None  # a server already running, instead of starting one
     port: int | None = None
     web_port: int | None = None

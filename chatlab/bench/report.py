@@ -159,12 +159,25 @@ def summary(points: Sequence[Point], about: dict[str, Any], wide: bool = False) 
     found = comparisons(points)
     lines = [table(points, wide), ""]
     if found:
-        lines += ["The kit's claims, as measured:", *(f"  {line}" for line in found), ""]
+        lines.append("The kit's claims, as measured:")
+        lines += [_wrapped(line, "  ", wide) for line in found]
+        lines.append("")
     lines.append(
-        f"{where(about)}; load average before {about['load_average_before']}; "
-        f"{about['seconds']} s in all."
+        _wrapped(
+            f"{where(about)}; load average before {about['load_average_before']}; "
+            f"{about['seconds']} s in all.",
+            "",
+            wide,
+        )
     )
     return "\n".join(lines)
+
+
+def _wrapped(text: str, indent: str, wide: bool) -> str:
+    """``text`` indented, and folded at WIDTH columns unless ``wide``."""
+    if wide:
+        return indent + text
+    return textwrap.fill(text, WIDTH, initial_indent=indent, subsequent_indent=indent + "  ")
 
 
 def where(about: dict[str, Any]) -> str:

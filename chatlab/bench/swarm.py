@@ -1,4 +1,4 @@
-"""The load generator: N client connections driven by one epoll loop, every line timed.
+"""The load generator: N client connections driven by one epoll loop, their lines timed.
 
 The clients are non-blocking sockets in one ``select.epoll``, cheap per line:
 receivers count lines with ``bytes.count`` (a C loop), and time every line in
@@ -25,7 +25,7 @@ from chatlab.bench.results import Growth, RunResult
 from chatlab.bench.workload import Workload
 
 if TYPE_CHECKING:
-    from chatlab.bench.server import ServerStats
+    from chatlab.bench.contender import ServerStats
 
 PROBES = 8  # pipelined: clients that time the lines they receive (all of them in light runs)
 PENDING_CONNECTS = 256  # connections not yet greeted, at most (the listen backlog is 1,024)

@@ -7,12 +7,15 @@ decides what a number means is in plain, tested Python:
 - ``fds``: the fd limit, a pool of idle sockets, placing an fd at a chosen number;
 - ``multiplex``: time per select / poll / epoll call against N watched fds;
 - ``isolated``: run a measurement in a fresh process, with a progress bar;
-- ``progress``: the progress bars;
+- ``progress``: the progress callback every measurement takes, and its bar;
 - ``wall``: the 1,024-fd wall (EMFILE, FD_SETSIZE, which call accepts which fd);
 - ``servers``: against the real servers: greeting waits, memory, a flood of clients;
-- ``load``: a small load driver (throughput and latency against room size);
+- ``kernel``: kernel stacks, slab and TCP buffer memory, which no RSS shows;
 - ``results``: the artefact folder the notebooks save their numbers in;
 - ``plots``: shared plotting helpers (the only module that imports matplotlib).
+
+Notebook 5's numbers come from the benchmark, ``chatlab.bench``, which uses the
+same CPU clock (``servers.cpu_seconds``), percentile and progress bar.
 
 Set ``CHATLAB_QUICK=1`` for small sizes everywhere (``quick_mode()``).
 """
