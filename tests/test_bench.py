@@ -317,3 +317,11 @@ def test_plot_without_matplotlib_is_one_line_before_the_run(
     assert capsys.readouterr().err == (
         "chatlab.bench: --plot needs matplotlib: python -m pip install 'chatlab[lab]'\n"
     )
+
+
+def test_the_bench_without_psutil_says_what_to_install_in_one_line() -> None:
+    no_psutil = "import runpy, sys; sys.modules['psutil'] = None; "  # import psutil now fails
+    no_psutil += "runpy.run_module('chatlab.bench', run_name='__main__', alter_sys=True)"
+    done = subprocess.run([sys.executable, "-c", no_psutil], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr == "chatlab.bench needs psutil: python -m pip install 'chatlab[lab]'\n"

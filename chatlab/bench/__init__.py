@@ -76,6 +76,11 @@ a point), ``plan`` (what to measure, in turns), ``claims`` (the kit's claims,
 computed), ``report`` (table, CSV, JSON, Markdown), ``plot`` and ``cli``.
 """
 
+try:  # the bench reads the server's process through psutil, an extra: chatlab[lab]
+    import psutil  # noqa: F401
+except ModuleNotFoundError:
+    raise SystemExit("chatlab.bench needs psutil: python -m pip install 'chatlab[lab]'") from None
+
 from chatlab.bench.claims import comparisons
 from chatlab.bench.cli import main, parse_args
 from chatlab.bench.plan import Plan, run_plans, run_with_bar, sweep_plans
