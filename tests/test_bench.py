@@ -219,7 +219,7 @@ def test_a_plan_without_workloads_measures_the_idle_room_in_user_space_and_in_th
     assert point.slab_per_conn_kib is not None and point.tcp_buffers_per_conn_kib is not None
     assert point.kernel_stack_per_conn_kib is not None
     assert point.kernel_per_conn_kib == pytest.approx(
-        point.slab_per_conn_kib + point.tcp_buffers_per_conn_kib + point.kernel_stack_per_conn_kib
+        point.slab_per_conn_kib + point.kernel_stack_per_conn_kib
     )
 
 
@@ -231,7 +231,7 @@ def test_memory_figure_stacks_user_and_kernel_memory_per_connection() -> None:
     ]  # fmt: skip
     memory, threads = memory_figure(rooms, "memory").axes
     tops = [bar.get_y() + bar.get_height() for bar in memory.patches]
-    assert tops == [1.5, 4.5, 5.0, 5.0]  # user, + slab, + TCP buffers, + kernel stacks
+    assert tops == [1.5, 4.5, 4.5]  # user, + slab, + kernel stacks (no data waits in TCP buffers)
     assert [bar.get_height() for bar in threads.patches] == [1]
 
 

@@ -27,10 +27,11 @@ it compute its latency on arrival (same process, same clock). Reported:
   server's user-space memory.
 - **kernel memory per connection**: what the kernel's ``/proc`` counters grew by
   while the clients connected, per connection: ``Slab`` (socket structures and
-  other kernel objects), TCP buffer pages (``/proc/net/sockstat`` ``mem``) and
-  ``KernelStack`` (a thread's kernel stack). These are machine-wide and both
-  ends of each connection are on this machine, so they count two sockets per
-  connection, and anything else the machine did meanwhile.
+  other kernel objects) plus ``KernelStack`` (a thread's kernel stack). TCP
+  buffer pages (``/proc/net/sockstat`` ``mem``) are reported apart: they hold
+  data waiting in sockets, none for an idle connection. These counters are
+  machine-wide and both ends of each connection are on this machine, so they
+  count two sockets per connection, and anything else the machine did meanwhile.
 
 Two workloads, with 10 senders (every client in a smaller room):
 

@@ -108,9 +108,8 @@ def _idle_bars(ax: Any, points: Sequence[Point], colors: dict[str, str]) -> None
 MEMORY_PARTS = (  # (Point attribute, label): user space first, then the kernel's side
     ("rss_per_conn_kib", "server RSS (user space)"),
     ("slab_per_conn_kib", "kernel slab (sockets, task structs, ...)"),
-    ("tcp_buffers_per_conn_kib", "kernel TCP buffers"),
     ("kernel_stack_per_conn_kib", "kernel stacks (one per thread)"),
-)
+)  # not TCP buffer pages: an idle connection has no data waiting (Point.kernel_per_conn_kib)
 
 
 def memory_figure(points: Sequence[Point], title: str) -> Figure:

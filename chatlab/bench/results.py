@@ -53,10 +53,13 @@ class Point:
 
     @property
     def kernel_per_conn_kib(self) -> float | None:
-        """Slab, TCP buffers and kernel stacks per connection: the kernel's side of memory."""
-        parts = [self.slab_per_conn_kib, self.tcp_buffers_per_conn_kib]
-        parts.append(self.kernel_stack_per_conn_kib)
-        return None if None in parts else sum(parts)  # type: ignore[arg-type]
+        """Slab and kernel stacks per connection: what the kernel keeps for it, idle.
+
+        Not the TCP buffers: they hold data waiting in a socket, none for an idle
+        connection, so their delta is other traffic on the machine.
+        """
+        slab, stacks = self.slab_per_conn_kib, self.kernel_stack_per_conn_kib
+        return None if slab is None or stacks is None else slab + stacks
 
 
 @dataclass
