@@ -76,7 +76,8 @@ def percentile(values: Iterable[float] | Counter[float] | Counter[int], q: float
     the smallest value that at least ``q`` percent of the values do not exceed,
     i.e. the value of rank ``ceil(q / 100 * count)`` (rank 1 for ``q = 0``).
     It is always a value that was really measured, never one between two of
-    them: of 1, 2, 3, 4 the median is 2, not numpy's interpolated 2.5.
+    them: of 1, 2, 3, 4 the median is 2, not numpy's interpolated 2.5 (it is
+    numpy's ``method="inverted_cdf"``).
     ``values`` may be a ``Counter`` (value -> how many times it was seen), so
     a million latencies of a few distinct values cost no more than those few.
     """
