@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from collections import Counter
@@ -20,6 +21,11 @@ import pytest
 
 from chatlab import bench
 from chatlab.bench import Plan, Point, light, pipelined
+from chatlab.bench.cli import DEFAULTS, build_parser, plans_from
+from chatlab.bench.plan import SETUP_BUDGET
+from chatlab.bench.plot import memory_figure
+from chatlab.bench.report import WIDTH
+from chatlab.bench.swarm import QUIET
 from chatlab.launch import running_server
 
 QUICK = 0.5  # seconds per measured window
@@ -66,7 +72,13 @@ def test_every_line_reaches_every_other_client_and_the_servers_are_stopped() -> 
         check_run(point, point.n)
     assert points[0].window == bench.MAX_WINDOW and points[0].rate == 0
     assert points[1].rate == bench.LIGHT_MAX_RATE
-    assert points[2].setup_s is not None and points[2].setup_s >= points[0].setup_s
+    first, grown = points[0], points[2]  # epoll at N=3, then the same room grown to N=5
+    # A growth ends after QUIET seconds with no byte from the server, and the set-up time
+    # adds up over the sizes; the slowest greeting falls inside it.
+    assert first.setup_s is not None and grown.setup_s is not None
+    assert QUIET <= first.setup_s < 10
+    assert grown.setup_s >= first.setup_s + QUIET
+    assert first.greet_p99_ms is not None and first.setup_s >= first.greet_p99_ms / 1000
     assert servers_started_by_us() == []
 
 
@@ -197,3 +209,119 @@ def test_a_sweep_takes_small_rooms_together_large_ones_alone_then_the_idle_exper
     smaller = bench.sweep_plans(ns=(10, 100), idle=(5, 20), seconds=0.25)
     assert [(plan.ns, plan.idle) for plan in smaller] == [([10, 100], 0), ([5], 20)]
     assert {make(10).duration for plan in smaller for make in plan.workloads} == {0.25}
+
+
+def test_a_plan_without_workloads_measures_the_idle_room_in_user_space_and_in_the_kernel() -> None:
+    [point] = bench.run_plans([Plan(["threaded"], [4], [])])
+    assert (point.workload, point.reached, point.connected, point.sent) == ("idle", True, 4, None)
+    assert point.threads is not None and point.threads >= 2 * 4  # a reader and a writer each
+    assert point.rss_per_conn_kib is not None
+    assert point.slab_per_conn_kib is not None and point.tcp_buffers_per_conn_kib is not None
+    assert point.kernel_stack_per_conn_kib is not None
+    assert point.kernel_per_conn_kib == pytest.approx(
+        point.slab_per_conn_kib + point.kernel_stack_per_conn_kib
+    )
+
+
+def test_memory_figure_stacks_user_and_kernel_memory_per_connection() -> None:
+    rooms = [
+        Point("epoll", 10, "idle", connected=10, rss_per_conn_kib=1.5, slab_per_conn_kib=3.0,
+              tcp_buffers_per_conn_kib=0.5, kernel_stack_per_conn_kib=0.0, threads=1),
+        Point("epoll", 10, "light", connected=10, rss_per_conn_kib=9.0),  # not an idle room
+    ]  # fmt: skip
+    memory, threads = memory_figure(rooms, "memory").axes
+    tops = [bar.get_y() + bar.get_height() for bar in memory.patches]
+    assert tops == [1.5, 4.5, 4.5]  # user, + slab, + kernel stacks (no data waits in TCP buffers)
+    assert [bar.get_height() for bar in threads.patches] == [1]
+
+
+LONG_NOTE = "the server refused a client: '! server full; try again later'; " * 3
+
+
+def test_the_table_fits_100_columns_with_notes_below_and_wide_shows_everything() -> None:
+    points = [  # the widest figures a run gives, and more
+        Point("threaded", 10_000, "pipelined", idle=990, lines_per_s=12_345_678.0, p50_ms=1.0,
+              p99_ms=9_999.99, max_ms=99_999.9, lost=999_999, server_cpu_pct=200.0,
+              cpu_us_per_line=9_999.9, client_cpu_pct=100.0, rss_per_conn_kib=9_999.9,
+              greet_p99_ms=99_999.0, setup_s=9_999.9, note=LONG_NOTE),
+        Point("select", 1_100, "-", reached=False, note="not reached: " + LONG_NOTE),
+    ]  # fmt: skip
+    narrow = bench.table(points)
+    assert max(len(line) for line in narrow.splitlines()) <= WIDTH
+    assert " ".join(narrow.split()).count(" ".join(LONG_NOTE.split())) == 2  # every note, whole
+    assert narrow.splitlines()[2].endswith("[1]") and "[2] not reached: " in narrow
+    wide = bench.table(points, wide=True)
+    assert "greet p99 ms" in wide and "99,999" in wide and LONG_NOTE.strip() in wide
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--senders", "abc"], "'abc' is not a count or a share like 10%"),
+        (["--senders", "0"], "at least one sender"),
+        (["--senders", "150%"], "at most 100%"),
+        (["--duration", "-1"], "must be above 0"),
+        (["--windows", "0"], "must be above 0"),
+        (["--port", "70000"], "is not a port"),
+        (["--sweep", "--variant", "epoll"], "--sweep chooses its own variants"),
+        (["--sweep", "-n", "10"], "drop -n"),
+        (["--sweep", "--idle", "5"], "drop --idle"),
+        (["--full"], "--full goes with --sweep"),
+        (["--pid", "4242"], "--pid goes with --port"),
+        (["--port", "9999", "--variant", "epoll,poll"], "one running server"),
+        (["--port", "9999", "--idle", "3"], "give --web-port"),
+    ],
+)
+def test_options_are_checked_before_anything_runs(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        bench.main([*argv, "-q"])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_options_left_out_get_the_defaults_the_help_shows() -> None:
+    options = bench.parse_args(["--senders", "10%", "--rate", "light"])
+    assert (options.senders, options.rate, options.variant) == ("10%", "light", None)
+    assert options.duration == DEFAULTS["duration"] and options.clients == DEFAULTS["clients"]
+    entries = re.split(r"\n  (?=-)", build_parser().format_help())  # one per option
+    help_for = {entry.split()[0].rstrip(","): " ".join(entry.split()) for entry in entries}
+    for flag, dest in [("--duration", "duration"), ("--windows", "windows"), ("--idle", "idle"),
+                       ("--senders", "senders"), ("--setup-budget", "setup_budget"),
+                       ("--greeting-timeout", "greeting_timeout"), ("-n", "clients"),
+                       ("--host", "host"), ("--rate", "rate")]:  # fmt: skip
+        default = DEFAULTS[dest]
+        shown = default[0] if isinstance(default, list) else default
+        shown = f"{shown:g}" if isinstance(shown, float) else shown
+        assert f"(default: {shown}" in help_for[flag], flag
+
+
+def test_a_sweep_honours_the_set_up_limits_it_is_given() -> None:
+    argv = ["--sweep", "--setup-budget", "30", "--greeting-timeout", "5"]
+    given = plans_from(bench.parse_args(argv))
+    assert {(plan.setup_budget, plan.greeting_timeout) for plan in given} == {(30, 5)}
+    default = plans_from(bench.parse_args(["--sweep"]))
+    assert {(plan.setup_budget, plan.greeting_timeout) for plan in default} == {(SETUP_BUDGET, 3)}
+
+
+def test_plot_without_matplotlib_is_one_line_before_the_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib now fails
+    monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    with running_server("epoll") as server:
+        port = server.port  # closed by now: a run would say "no server on ..." and exit 1
+    argv = ["--port", str(port), "-n", "2", "-q", "--plot", str(tmp_path / "out.png")]
+    assert bench.main(argv) == 2
+    assert capsys.readouterr().err == (
+        "chatlab.bench: --plot needs matplotlib: python -m pip install 'chatlab[lab]'\n"
+    )
+
+
+def test_the_bench_without_psutil_says_what_to_install_in_one_line() -> None:
+    no_psutil = "import runpy, sys; sys.modules['psutil'] = None; "  # import psutil now fails
+    no_psutil += "runpy.run_module('chatlab.bench', run_name='__main__', alter_sys=True)"
+    done = subprocess.run([sys.executable, "-c", no_psutil], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert done.stderr == "chatlab.bench needs psutil: python -m pip install 'chatlab[lab]'\n"

@@ -238,28 +238,21 @@ def _check_poll_epoll(r: dict[str, Any]) -> None:
 
 
 def _check_under_load(r: dict[str, Any]) -> None:
-    runs = r["runs"]
-    assert {run["variant"] for run in runs} == {"threaded", "select", "poll", "epoll"}
-    for run in runs:
-        assert run["deliveries"] == run["expected"] > 0  # no line lost
-        assert run["deliveries_per_s"]["median"] > 0
-    largest = max(run["clients"] for run in runs)
-    for run in runs:
-        if run["clients"] == largest:
-            if run["variant"] == "threaded":
-                assert run["threads"] >= 2 * largest
-            else:
-                assert run["threads"] < 5  # one loop, whatever the room size
-    cpu = {
-        run["variant"]: run["server_cpu_us"]["median"] for run in runs if run["clients"] == largest
-    }
+    points = r["bench"]
+    kit = ("threaded", "select", "poll", "epoll")
+    largest = max(p["n"] for p in points if p["variant"] in kit and p["workload"] == "light")
+    light = {p["variant"]: p for p in points if p["n"] == largest and p["workload"] == "light"}
+    for variant in ("select", "poll", "epoll"):  # a thread per client costs CPU per line
+        assert 0 < light[variant]["cpu_us_per_line"] < light["threaded"]["cpu_us_per_line"] / 2
+    idle = {p["variant"]: p for p in points if p["workload"] == "idle" and p["variant"] in kit}
+    assert set(idle) == set(kit) and all(p["connected"] == largest for p in idle.values())
+    assert idle["threaded"]["threads"] >= 2 * largest  # a reader and a writer per client
+    assert idle["threaded"]["rss_per_conn_kib"] > 16
+    assert idle["threaded"]["kernel_stack_per_conn_kib"] > 8  # kernel stacks RSS does not show
     for variant in ("select", "poll", "epoll"):
-        assert 0 < cpu[variant] < cpu["threaded"] / 2  # a thread per client costs CPU per line
-    per_client = r["rss_per_client_bytes"]
-    assert per_client["threaded"] > 16 * KIB
-    for variant in ("select", "poll", "epoll"):
-        assert per_client[variant] < per_client["threaded"] / 4
-    _check_bench_sweep(r["bench"])
+        assert idle[variant]["threads"] < 5  # one loop, whatever the room size
+        assert idle[variant]["rss_per_conn_kib"] < idle["threaded"]["rss_per_conn_kib"] / 4
+    _check_bench_sweep(points)
 
 
 def _check_bench_sweep(points: list[dict[str, Any]]) -> None:

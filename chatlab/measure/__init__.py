@@ -9,10 +9,9 @@ decides what a number means is in plain, tested Python:
   CPython and straight from the C library (ctypes), with and without a wait;
 - ``kernel``: kernel memory (stacks, slab, TCP buffers) that no RSS shows;
 - ``isolated``: run a measurement in a fresh process, with a progress bar;
-- ``progress``: the progress bars;
+- ``progress``: the progress callback every measurement takes, and its bar;
 - ``wall``: the 1,024-fd wall (EMFILE, FD_SETSIZE, which call accepts which fd);
 - ``servers``: against the real servers: greeting waits, memory, a flood of clients;
-- ``load``: a small load driver (throughput and latency against room size);
 - ``herd``: K processes on one port: wake-ups per connection, SO_REUSEPORT's spread;
 - ``connect``: non-blocking connect, opening N connections, the listen backlog;
 - ``limits``: the ephemeral port range and client source addresses (the 4-tuple);
@@ -20,6 +19,9 @@ decides what a number means is in plain, tested Python:
 - ``cores``: K SO_REUSEPORT echo processes against one;
 - ``results``: the artefact folder the notebooks save their numbers in;
 - ``plots``: shared plotting helpers (the only module that imports matplotlib).
+
+Notebook 5's numbers come from the benchmark, ``chatlab.bench``, which uses the
+same CPU clock (``servers.cpu_seconds``), percentile and progress bar.
 
 Set ``CHATLAB_QUICK=1`` for small sizes everywhere (``quick_mode()``).
 """

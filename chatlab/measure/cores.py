@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from chatlab.measure.herd import Counters, fork_child, kill_all
-from chatlab.measure.load import _cpu_seconds
+from chatlab.measure.servers import cpu_seconds
 from chatlab.measure.timing import Progress, Stats, no_progress, summarize
 
 MESSAGE = b"x" * 64  # bytes per echo
@@ -148,11 +148,11 @@ def echo_rate(
     pids: list[int] = []
     try:
         with echo_servers(k, work_us) as (port, servers):
-            cpu_before = sum(_cpu_seconds(pid) for pid in servers)
+            cpu_before = sum(cpu_seconds(pid) for pid in servers)
             for i in range(clients):
                 pids.append(fork_child(echo_client, port, connections, counters, i, duration_s))
             reap(pids, timeout=duration_s + 10)
-            cpu = sum(_cpu_seconds(pid) for pid in servers) - cpu_before
+            cpu = sum(cpu_seconds(pid) for pid in servers) - cpu_before
         echoes = counters.totals()["echoes"]
         return EchoRun(echoes / duration_s, cpu / duration_s)  # clients count for duration_s
     finally:

@@ -38,8 +38,7 @@ from chatlab.measure.clients import LineClient
 from chatlab.measure.connect import close_all, open_nonblocking
 from chatlab.measure.kernel import KernelMemory, kernel_memory
 from chatlab.measure.limits import port_range, ports_per_destination, source_addresses
-from chatlab.measure.load import _cpu_seconds
-from chatlab.measure.servers import WELCOME, server_fds
+from chatlab.measure.servers import WELCOME, cpu_seconds, server_fds
 from chatlab.measure.timing import Progress, no_progress, summarize
 from chatlab.sockets import FdLimitError, raise_fd_limit
 
@@ -115,14 +114,14 @@ def relay_cost(
     """(server CPU µs per line, round-trip µs per line): ``lines`` lines sent one at a time."""
     cpu, trips = [], []
     for _ in range(batches):
-        cpu_before = _cpu_seconds(pid)
+        cpu_before = cpu_seconds(pid)
         for i in range(lines // batches):
             start = time.perf_counter_ns()
             talker.send_line(f"line {i}")
             if listener.read_line(5.0) is None:
                 raise RuntimeError("a line was lost")
             trips.append((time.perf_counter_ns() - start) / 1e3)
-        cpu.append((_cpu_seconds(pid) - cpu_before) * 1e6 / (lines // batches))
+        cpu.append((cpu_seconds(pid) - cpu_before) * 1e6 / (lines // batches))
     return summarize(cpu).median, summarize(trips).median
 
 

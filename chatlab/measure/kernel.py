@@ -40,6 +40,14 @@ class KernelMemory:
     tcp_buffers: int  # /proc/net/sockstat "TCP: ... mem": pages held by TCP socket buffers
     tcp_sockets: int  # /proc/net/sockstat "TCP: alloc": TCP sockets allocated
 
+    def __add__(self, other: KernelMemory) -> KernelMemory:
+        return KernelMemory(
+            self.kernel_stack + other.kernel_stack,
+            self.slab + other.slab,
+            self.tcp_buffers + other.tcp_buffers,
+            self.tcp_sockets + other.tcp_sockets,
+        )
+
     def __sub__(self, other: KernelMemory) -> KernelMemory:
         return KernelMemory(
             self.kernel_stack - other.kernel_stack,

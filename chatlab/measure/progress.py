@@ -1,13 +1,28 @@
-"""Progress bars: ``tqdm.auto``, a widget in Jupyter if ipywidgets is installed, else text."""
+"""Progress bars: ``tqdm.auto``, a widget in Jupyter if ipywidgets is installed, else text.
+
+Every measurement, the bench's included, reports its progress the same way: a
+``Progress`` callback told ``done`` steps of ``total`` and, if it likes, what
+runs now. ``as_callback`` turns one tqdm bar into such a callback.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import warnings
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+
+
+class Progress(Protocol):
+    """Told that ``done`` of ``total`` steps are finished, and ``what`` runs now."""
+
+    def __call__(self, done: int, total: int, what: str = "", /) -> None: ...
+
+
+def no_progress(done: int, total: int, what: str = "", /) -> None:
+    """A progress callback that shows nothing."""
 
 
 def tqdm_class() -> Any:
@@ -23,21 +38,25 @@ def tqdm_class() -> Any:
 
 
 @contextlib.contextmanager
-def progress_bar(desc: str, total: int | None = None) -> Iterator[Any]:
-    """A tqdm bar that is always closed, even if the measurement fails."""
-    bar = tqdm_class()(desc=desc, total=total, leave=True)
+def progress_bar(
+    desc: str, total: int | None = None, *, quiet: bool = False, leave: bool = True
+) -> Iterator[Any]:
+    """A tqdm bar (on stderr; none if ``quiet``) that is always closed, even if the run fails."""
+    bar = tqdm_class()(desc=desc, total=total, leave=leave, disable=quiet)
     try:
         yield bar
     finally:
         bar.close()
 
 
-def as_callback(bar: Any) -> Callable[[int, int], None]:
-    """A ``progress(done, total)`` callback that moves ``bar``."""
+def as_callback(bar: Any) -> Progress:
+    """A ``Progress`` callback that moves ``bar`` and shows what runs now."""
 
-    def update(done: int, total: int) -> None:
+    def update(done: int, total: int, what: str = "", /) -> None:
         bar.total = total
         bar.n = done
+        if what:
+            bar.set_description_str(what, refresh=False)
         bar.refresh()
 
     return update

@@ -31,11 +31,13 @@ import gc
 import math
 import os
 import random
-from collections.abc import Callable, Hashable, Iterator, Sequence
+from collections import Counter
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from time import perf_counter_ns
 
-Progress = Callable[[int, int], None]  # (done, total)
+from chatlab.measure.progress import Progress, no_progress
+
 Case = tuple[Callable[..., object], tuple[object, ...]]  # a function and its arguments
 
 MAX_INNER = 100_000
@@ -44,10 +46,6 @@ MAX_INNER = 100_000
 def quick_mode() -> bool:
     """True when ``CHATLAB_QUICK`` asks for small sizes (the test suite sets it)."""
     return os.environ.get("CHATLAB_QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
-
-
-def no_progress(done: int, total: int) -> None:
-    """A progress callback that shows nothing."""
 
 
 @dataclass(frozen=True)
@@ -71,31 +69,37 @@ class Stats:
         return asdict(self)
 
 
-def percentile(sorted_values: Sequence[float], q: float) -> float:
-    """The ``q``-th percentile (0..100) of already sorted values, linearly interpolated.
+def percentile(values: Iterable[float] | Counter[float] | Counter[int], q: float) -> float | None:
+    """The ``q``-th percentile (0..100) by nearest rank; None if there are no values.
 
-    Same definition as numpy's default, written out so the measuring code needs
-    nothing beyond the standard library.
+    The one definition the kit uses, for timing samples and latencies alike:
+    the smallest value that at least ``q`` percent of the values do not exceed,
+    i.e. the value of rank ``ceil(q / 100 * count)`` (rank 1 for ``q = 0``).
+    It is always a value that was really measured, never one between two of
+    them: of 1, 2, 3, 4 the median is 2, not numpy's interpolated 2.5 (it is
+    numpy's ``method="inverted_cdf"``).
+    ``values`` may be a ``Counter`` (value -> how many times it was seen), so
+    a million latencies of a few distinct values cost no more than those few.
     """
-    if not sorted_values:
-        raise ValueError("percentile of no values")
     if not 0 <= q <= 100:
         raise ValueError(f"percentile {q} outside 0..100")
-    pos = (len(sorted_values) - 1) * q / 100
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(sorted_values) - 1)
-    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (pos - lo)
+    counts = values if isinstance(values, Counter) else Counter(values)
+    rank = max(1, math.ceil(q / 100 * counts.total()))
+    seen = 0
+    for value in sorted(counts):
+        seen += counts[value]
+        if seen >= rank:
+            return value
+    return None
 
 
 def summarize(samples: Sequence[float]) -> Stats:
     """Median and inter-quartile range: robust to the odd sample an interrupt hit."""
-    ordered = sorted(samples)
-    return Stats(
-        median=percentile(ordered, 50),
-        q1=percentile(ordered, 25),
-        q3=percentile(ordered, 75),
-        count=len(ordered),
-    )
+    if not samples:
+        raise ValueError("no samples to summarize")
+    counts = Counter(samples)
+    median, q1, q3 = (percentile(counts, q) for q in (50, 25, 75))
+    return Stats(median=median, q1=q1, q3=q3, count=len(samples))  # type: ignore[arg-type]
 
 
 @contextlib.contextmanager
