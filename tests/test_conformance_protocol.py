@@ -142,7 +142,7 @@ def test_escape_sequences_and_controls_are_stripped(chat: Chat) -> None:
     alice, bob = chat.members(2)
     alice.send("\x1b[2J\x1b]0;owned\x07\x9b31mhi\x7f\x00 there\u202e\r\n".encode())
     assert bob.line() == f"<{alice.nick}> hi there"
-    alice.send(b"/me \x1b[5mblinks\x1b]0;title\x1b\\\n")
+    alice.send(b"/me \x1b]0;title\x1b\\blinks\x1b[5m\n")
     assert bob.line() == f"* {alice.nick} blinks"
 
 

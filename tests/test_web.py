@@ -22,6 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
+from chatlab.cli import parse_args
 from chatlab.launch import ServerProcess
 from chatlab.web.codec import CUTOFF_FACTOR
 
@@ -191,6 +192,16 @@ def test_only_this_servers_names_are_answered(server: ServerProcess) -> None:
     assert raw_exchange(server, lab).startswith(b"HTTP/1.1 200 OK\r\n")  # --allow-host
 
 
+@pytest.mark.parametrize("name", ["a@b", "lab.example/", "http://lab.example", "[::1", "x:99999"])
+def test_an_allow_host_that_is_no_host_name_is_refused_at_start(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        parse_args("epoll", None, ["--allow-host", name])
+    assert exit_status.value.code == 2
+    assert f"--allow-host: {name!r} is not NAME, NAME:PORT" in capsys.readouterr().err
+
+
 def test_a_head_over_16_kib_gets_431_however_it_arrives(shared_server: ServerProcess) -> None:
     head = b"GET / HTTP/1.1\r\nHost: " + authority(shared_server) + b"\r\nX: "
     for size in (20 * 1024, 60 * 1024):
@@ -225,7 +236,7 @@ def test_browser_and_nc_users_see_each_other(server: ServerProcess) -> None:
         expect(browser, "<grace> hello from nc")
         browser.send("/me waves")
         nc.expect("* ada waves")
-        browser.send("bell\x07 and \x1b[31mred\x1b]0;title\x07 text")  # sanitized like anyone's
+        browser.send("bell\x07 and \x1b[31mred\x1b]0;title\x1b\\ text\x1b]2;x\x07")  # as anyone's
         assert nc.line() == "<ada> bell and red text"
         browser.send("/nick ev\x00il")
         expect(browser, "! invalid nick: use 1-20 letters, digits, _ or -")

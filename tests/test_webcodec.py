@@ -28,7 +28,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from chatlab.hosts import allowed_hosts
+from chatlab.hosts import allowed_hosts, parse_host_port
 from chatlab.room import Hangup, Join, Line, Reply, Room, TooLong
 from chatlab.web import WebCodec
 from chatlab.web.codec import CUTOFF_FACTOR, MAX_REQUEST_HEAD
@@ -282,7 +282,7 @@ def test_only_http_1_is_spoken(request_bytes: bytes, status: int) -> None:
         ("[::1:8080", 400),
         ("[localhost]:8080", 400),
         ("", 400),
-        ("\u212aocalhost:8080", 400),  # Kelvin sign: lower-cases to "k", is not ASCII
+        ("ĺocalhost:8080", 400),  # not ASCII
     ],
 )
 def test_a_request_must_name_this_server_as_its_host(host: str, status: int) -> None:
@@ -358,6 +358,12 @@ def test_an_origin_must_be_a_page_of_this_server(origin: str, status: int) -> No
     assert status_of(get_with(b"Host: " + HOST.encode(), b"Origin: " + origin.encode())) == (
         200 if status == 101 else status
     )
+
+
+def test_a_host_name_is_ascii() -> None:
+    """ASCII only: a Unicode [a-z] ignoring case would match the Kelvin sign, which lowers to k."""
+    assert parse_host_port("\u212aey.example", 80) is None
+    assert parse_host_port("KEY.example", 80) == ("key.example", 80)
 
 
 def test_allowed_hosts_are_the_listen_address_the_loopback_names_and_the_extra_ones() -> None:
