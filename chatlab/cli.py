@@ -25,7 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
-from chatlab.hosts import HostPort, allowed_hosts, parse_host_port
+from chatlab.hosts import HostPort, allowed_hosts, parse_host_port, url_host
 from chatlab.room import Room
 from chatlab.variants import available_variants, is_available
 
@@ -187,7 +187,7 @@ def announce(variant: str, listeners: list[Listener]) -> None:
     print(f"chatlab {variant} server listening on {host}:{port}", flush=True)
     for listener in listeners[1:]:
         web_host, web_port = listener.sock.getsockname()[:2]
-        print(f"web chat at http://{web_host}:{web_port}/", flush=True)
+        print(f"web chat at http://{url_host(web_host)}:{web_port}/", flush=True)
     client = f"python -m chatlab.client --host {host} --port {port}"
     print(f"connect with:  nc {host} {port}   or   {client}", flush=True)
 

@@ -72,12 +72,16 @@ def allowed_hosts(
     address it got; a wildcard adds nothing. ``extra`` are the ``--allow-host``
     names, each ``NAME`` (on ``port``) or ``NAME:PORT`` (a proxy's port).
     """
-    names = [*LOOPBACK_NAMES]
-    for address in listen_addresses:
-        if not _is_wildcard(address):
-            names.append(f"[{address}]" if ":" in address else address)
+    names = [*LOOPBACK_NAMES, *map(url_host, listen_addresses)]  # a wildcard gives localhost
     hosts = {parse_host_port(name, port) for name in [*names, *extra]}
     return frozenset(host for host in hosts if host is not None)
+
+
+def url_host(address: str) -> str:
+    """How a URL to a server listening on ``address`` names it: a name it answers to."""
+    if _is_wildcard(address):
+        return "localhost"
+    return f"[{address}]" if ":" in address else address
 
 
 def _is_wildcard(address: str) -> bool:

@@ -28,7 +28,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-from chatlab.hosts import allowed_hosts, parse_host_port
+from chatlab.hosts import allowed_hosts, parse_host_port, url_host
 from chatlab.room import Hangup, Join, Line, Reply, Room, TooLong
 from chatlab.web import WebCodec
 from chatlab.web.codec import CUTOFF_FACTOR, MAX_REQUEST_HEAD
@@ -358,6 +358,13 @@ def test_an_origin_must_be_a_page_of_this_server(origin: str, status: int) -> No
     assert status_of(get_with(b"Host: " + HOST.encode(), b"Origin: " + origin.encode())) == (
         200 if status == 101 else status
     )
+
+
+@pytest.mark.parametrize(
+    "address", ["127.0.0.1", "0.0.0.0", "::", "::1", "192.0.2.7", "lab.example"]
+)
+def test_the_url_a_server_prints_names_a_host_it_answers_to(address: str) -> None:
+    assert parse_host_port(url_host(address), PORT) in allowed_hosts([address], PORT)
 
 
 def test_a_host_name_is_ascii() -> None:
