@@ -38,7 +38,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # IPv6 address in brackets, then an optional port. ASCII only, explicitly: a
 # case-insensitive [a-z] would also match the Kelvin sign, which lowers to "k".
 _HOST_PORT = re.compile(r"(?P<host>[A-Za-z0-9_.-]+|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?")
-_ORIGIN = re.compile(r"(?P<scheme>[A-Za-z]+)://(?P<authority>.*)", re.DOTALL)
+_ORIGIN = re.compile(r"(?P<scheme>[A-Za-z]+)://(?P<authority>.*)")
 
 
 def parse_host_port(text: str, default_port: int) -> HostPort | None:
@@ -58,9 +58,10 @@ def parse_host_port(text: str, default_port: int) -> HostPort | None:
 def parse_origin(text: str) -> HostPort | None:
     """An ``Origin`` header's host and port (http or https); None for ``null`` or anything else."""
     match = _ORIGIN.fullmatch(text)
-    if match is None or match["scheme"].lower() not in DEFAULT_PORTS:
+    scheme = match["scheme"].lower() if match else None
+    if match is None or scheme not in DEFAULT_PORTS:
         return None
-    return parse_host_port(match["authority"], DEFAULT_PORTS[match["scheme"].lower()])
+    return parse_host_port(match["authority"], DEFAULT_PORTS[scheme])
 
 
 def allowed_hosts(
