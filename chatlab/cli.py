@@ -25,6 +25,7 @@ import threading
 from dataclasses import dataclass
 from typing import Protocol
 
+from chatlab.hosts import HostPort, allowed_hosts, parse_host_port, url_host
 from chatlab.room import Room
 from chatlab.variants import available_variants, is_available
 
@@ -79,6 +80,15 @@ def parse_args(variant: str, doc: str | None, argv: list[str] | None) -> argpars
         help="web chat port (default %(default)s; 0 = off; auto = any free port)",
     )
     parser.add_argument(
+        "--allow-host",
+        type=_host_name,
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name the web port also answers to, besides localhost, 127.0.0.1, [::1] and --host"
+        " unless that is 0.0.0.0 or :: (repeatable; NAME:PORT for a proxy's port)",
+    )
+    parser.add_argument(
         "--max-clients",
         type=_positive,
         default=None,
@@ -116,7 +126,11 @@ def serve(server_class: ServerClass, argv: list[str] | None = None) -> int:
     except OSError as error:
         print(f"chatlab: {error.strerror}", file=sys.stderr)
         return 1
-    room = Room(max_line=options.max_line, max_clients=options.max_clients)
+    room = Room(
+        max_line=options.max_line,
+        max_clients=options.max_clients,
+        web_hosts=web_hosts(options, listeners),
+    )
     server = server_class(listeners, room)
     with stop_on_signals(server):  # before announcing: a signal may follow the announcement at once
         announce(variant, listeners)
@@ -136,6 +150,15 @@ def open_listeners(options: argparse.Namespace) -> list[Listener]:
             raise OSError(error.errno, f"{error.strerror} ({hint})") from None
         listeners.append(Listener(web, "web"))
     return listeners
+
+
+def web_hosts(options: argparse.Namespace, listeners: list[Listener]) -> frozenset[HostPort]:
+    """The (host, port) pairs a browser may name to reach the web port, if there is one."""
+    for listener in listeners:
+        if listener.protocol == "web":
+            address, port = listener.sock.getsockname()[:2]
+            return allowed_hosts([options.host, address], port, options.allow_host)
+    return frozenset()
 
 
 def listen_on(host: str, port: int) -> socket.socket:
@@ -164,7 +187,7 @@ def announce(variant: str, listeners: list[Listener]) -> None:
     print(f"chatlab {variant} server listening on {host}:{port}", flush=True)
     for listener in listeners[1:]:
         web_host, web_port = listener.sock.getsockname()[:2]
-        print(f"web chat at http://{web_host}:{web_port}/", flush=True)
+        print(f"web chat at http://{url_host(web_host)}:{web_port}/", flush=True)
     client = f"python -m chatlab.client --host {host} --port {port}"
     print(f"connect with:  nc {host} {port}   or   {client}", flush=True)
 
@@ -265,6 +288,12 @@ def _port(text: str) -> int:
 def _web_port(text: str) -> int | None:
     """A port number, or None for "auto": any free port (0 already means "off")."""
     return None if text == "auto" else _port(text)
+
+
+def _host_name(text: str) -> str:
+    if parse_host_port(text, DEFAULT_WEB_PORT) is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not NAME, NAME:PORT, an address or [IPv6]")
+    return text
 
 
 def _positive(text: str) -> int:

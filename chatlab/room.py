@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from chatlab.framing import LINE_TOO_LONG, LineBuffer
+from chatlab.hosts import HostPort
 from chatlab.text import decode, is_valid_nick, sanitize
 
 HELP = (
@@ -162,9 +163,16 @@ class Connection:
 class Room:
     """Members, nicks and commands: every rule of the chat protocol."""
 
-    def __init__(self, *, max_line: int = 4096, max_clients: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        max_line: int = 4096,
+        max_clients: int | None = None,
+        web_hosts: frozenset[HostPort] = frozenset(),
+    ) -> None:
         self.max_line = max_line
         self.max_clients = max_clients
+        self.web_hosts = web_hosts  # (host, port) a browser may name: see chatlab.hosts
         self.connections: dict[int, Connection] = {}
         self.members: dict[int, str] = {}  # cid -> nick, in order of joining
         self._nick_owner: dict[str, int] = {}  # nick.lower() -> cid
@@ -229,7 +237,7 @@ class Room:
         if protocol == "web":
             from chatlab.web import WebCodec  # the web page is optional: import on use
 
-            return WebCodec(self.max_line)
+            return WebCodec(self.max_line, self.web_hosts)
         raise ValueError(f"unknown protocol {protocol!r}")
 
     def _handle(self, cid: int, events: list[Event]) -> Output:
@@ -244,7 +252,7 @@ class Room:
         match event:
             case Line(text):
                 if cid in self.members:
-                    self._on_line(out, cid, sanitize(text))
+                    self._on_line(out, cid, text)
             case TooLong():
                 self._tell(out, cid, f"! line too long (over {self.max_line} bytes); dropped")
             case Reply(data):
@@ -266,31 +274,31 @@ class Room:
         self._nick_owner[nick.lower()] = cid
         self._tell(out, cid, f"* welcome to chatlab, you are {nick} (type /help for commands)")
 
-    def _on_line(self, out: Output, cid: int, text: str) -> None:
-        if not text.strip():
+    def _on_line(self, out: Output, cid: int, line: str) -> None:
+        """A line as the peer sent it: a command, or chat for everyone else.
+
+        A command is split before anything is sanitised, so that a nick is
+        checked as sent; everything relayed is sanitised.
+        """
+        if line.startswith("/") and not line.startswith("//"):
+            command, _, argument = line.partition(" ")
+            self._command(out, cid, sanitize(command).lower(), argument.strip(" "))
             return
-        if text.startswith("//"):
-            text = text[1:]
-        elif text.startswith("/"):
-            command, _, argument = text.partition(" ")
-            self._command(out, cid, command.lower(), argument.strip())
-            return
-        self._broadcast(out, f"<{self.members[cid]}> {text}", exclude=cid)
+        text = sanitize(line.removeprefix("/"))  # "//text" is chat starting with "/"
+        if text.strip():
+            self._broadcast(out, f"<{self.members[cid]}> {text}", exclude=cid)
 
     # -- commands -------------------------------------------------------------
 
     def _command(self, out: Output, cid: int, command: str, argument: str) -> None:
-        nick = self.members[cid]
         match command:
             case "/nick":
                 self._rename(out, cid, argument)
             case "/who":
                 online = sorted(self.members.values(), key=str.lower)
                 self._tell(out, cid, "* online: " + ", ".join(online))
-            case "/me" if argument:
-                self._broadcast(out, f"* {nick} {argument}", exclude=cid)
             case "/me":
-                self._tell(out, cid, "! usage: /me ACTION")
+                self._act(out, cid, sanitize(argument).strip())
             case "/help":
                 for line in HELP:
                     self._tell(out, cid, line)
@@ -299,6 +307,12 @@ class Room:
                 self._close(out, cid)
             case _:
                 self._tell(out, cid, f"! unknown command: {command}")
+
+    def _act(self, out: Output, cid: int, action: str) -> None:
+        if action:
+            self._broadcast(out, f"* {self.members[cid]} {action}", exclude=cid)
+        else:
+            self._tell(out, cid, "! usage: /me ACTION")
 
     def _rename(self, out: Output, cid: int, new: str) -> None:
         old = self.members[cid]

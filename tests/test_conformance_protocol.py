@@ -51,7 +51,9 @@ def test_nick_change_is_announced_to_everyone(chat: Chat) -> None:
     bob.expect("<Alice_1> hi")
 
 
-@pytest.mark.parametrize("nick", ["x" * 21, "two words", "caf\u00e9", "semi;colon"])
+@pytest.mark.parametrize(
+    "nick", ["x" * 21, "two words", "caf\u00e9", "semi;colon", "ev\x00il", "\x1b[1mbold"]
+)
 def test_invalid_nick(chat: Chat, nick: str) -> None:
     alice = chat.join()
     alice.say(f"/nick {nick}")
@@ -138,10 +140,10 @@ def test_bad_utf8_becomes_replacement_characters(chat: Chat) -> None:
 
 def test_escape_sequences_and_controls_are_stripped(chat: Chat) -> None:
     alice, bob = chat.members(2)
-    alice.send("\x1b[2J\x1b]0;owned\x07\x9b31mhi\x7f\x00 there\r\n".encode())
-    bob.expect(f"<{alice.nick}> [2J]0;owned31mhi there")
-    alice.send(b"/me \x1b[5mblinks\n")
-    bob.expect(f"* {alice.nick} [5mblinks")
+    alice.send("\x1b[2J\x1b]0;owned\x07\x9b31mhi\x7f\x00 there\u202e\r\n".encode())
+    assert bob.line() == f"<{alice.nick}> hi there"
+    alice.send(b"/me \x1b]0;title\x1b\\blinks\x1b[5m\n")
+    assert bob.line() == f"* {alice.nick} blinks"
 
 
 def test_real_nc_chats_like_any_client(chat: Chat) -> None:

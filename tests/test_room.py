@@ -134,9 +134,11 @@ def test_a_line_over_max_line_is_refused_and_the_connection_stays() -> None:
 @pytest.mark.parametrize(
     ("sent", "relayed"),
     [
-        (b"\x1b[31mred\x1b[0m", "[31mred[0m"),  # ESC: colour codes lose their teeth
-        (b"\x1b]0;pwned\x07title", "]0;pwnedtitle"),  # OSC retitle, ended by BEL
-        ("\x9b2J".encode(), "2J"),  # C1 CSI (U+009B) clears no screen
+        (b"\x1b[31mred\x1b[0m", "red"),  # colour codes go whole, parameters and all
+        (b"\x1b[31mred\x1b]0;title\x07 text", "red text"),  # and an OSC retitle, ended by BEL
+        (b"\x1b]0;pwned\x1b\\title", "title"),  # or by ST
+        ("a\x9b2Jb".encode(), "ab"),  # C1 CSI (U+009B) clears no screen
+        ("a\u202eevil\u2066b\u200bc\ufeffd\u2028e".encode(), "aevilbcde"),  # bidi, invisible
         (b"a\x7fb\x00c\x08d\te", "abcde"),  # DEL, NUL, backspace, tab
         (b"caf\xc3\xa9 \xe2\x98\x95", "caf\u00e9 \u2615"),  # valid UTF-8 passes untouched
         (b"bad \xff\xfe bytes", "bad \ufffd\ufffd bytes"),  # not UTF-8: U+FFFD
@@ -155,7 +157,14 @@ def test_a_line_of_nothing_but_controls_is_ignored() -> None:
 
 def test_actions_are_sanitised_too() -> None:
     room = room_with(2)
-    assert lines(room.receive(1, b"/me waves \x1b[5mwildly\n"), 2) == ["* guest1 waves [5mwildly"]
+    assert lines(room.receive(1, b"/me waves \x1b[5mwildly\n"), 2) == ["* guest1 waves wildly"]
+    assert lines(room.receive(1, "/me \u202e\x1b[5m\n".encode()), 1) == ["! usage: /me ACTION"]
+
+
+def test_an_unknown_command_is_echoed_sanitised() -> None:
+    room = room_with(1)
+    out = room.receive(1, b"/\x1b]0;x\x07dance\x1b[5m\n")
+    assert lines(out, 1) == ["! unknown command: /dance"]
 
 
 # -- commands ----------------------------------------------------------------
@@ -169,7 +178,12 @@ def test_nick_change_is_announced_to_everyone_including_the_sender() -> None:
 
 
 @pytest.mark.parametrize(
-    "nick", ["a" * 21, "bad nick", "bang!", "caf\u00e9", "\u0430dmin", "a.b", "x/y"]
+    "nick",
+    [
+        *["a" * 21, "bad nick", "bang!", "caf\u00e9", "\u0430dmin", "a.b", "x/y"],
+        # Checked as sent: a control or invisible character is not stripped to make it valid.
+        *["ev\x00il", "evil\t", "\x1b[1mbold", "ev\u202eil", "evil\u200b", "\ufeffevil", "\x00"],
+    ],
 )
 def test_invalid_nicks_are_refused(nick: str) -> None:
     room = room_with(2)

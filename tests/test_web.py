@@ -22,11 +22,13 @@ from websockets.sync.client import ClientConnection, connect
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
+from chatlab.cli import parse_args
 from chatlab.launch import ServerProcess
 from chatlab.web.codec import CUTOFF_FACTOR
 
 MAX_LINE = 1000  # bytes; every server here is started with it
-WEB = ("--web-port", "auto", "--max-line", str(MAX_LINE))
+LAB = "lab.example"  # a name the servers are told to answer to, as for a lab's LAN
+WEB = ("--web-port", "auto", "--max-line", str(MAX_LINE), "--allow-host", LAB)
 
 
 @pytest.fixture(scope="module")
@@ -125,14 +127,19 @@ def test_a_malformed_request_gets_400(shared_server: ServerProcess) -> None:
     assert answer.startswith(b"HTTP/1.1 400 Bad Request\r\n")
 
 
-UPGRADE = b"GET /ws HTTP/1.1\r\nHost: chat\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+def authority(server: ServerProcess, host: str | None = None) -> bytes:
+    """What a browser sends as Host for the server's web port (under another name if given)."""
+    return f"{host or server.host}:{server.web_port}".encode()
+
+
+UPGRADE = b"GET /ws HTTP/1.1\r\nHost: HOST\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
 KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"  # RFC 6455's example key
 
 
 @pytest.mark.parametrize(
     ("request_bytes", "status"),
     [
-        (b"GET /ws HTTP/1.1\r\nHost: chat\r\n\r\n", b"400"),  # no upgrade at all
+        (b"GET /ws HTTP/1.1\r\nHost: HOST\r\n\r\n", b"400"),  # no upgrade at all
         (UPGRADE + b"Sec-WebSocket-Version: 13\r\n\r\n", b"400"),  # no key
         (UPGRADE + b"Sec-WebSocket-Key: c2hvcnQ=\r\nSec-WebSocket-Version: 13\r\n\r\n", b"400"),
         (UPGRADE + KEY + b"\r\n", b"400"),  # no version
@@ -143,6 +150,7 @@ KEY = b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"  # RFC 6455's example k
 def test_bad_upgrade_requests_are_refused(
     shared_server: ServerProcess, request_bytes: bytes, status: bytes
 ) -> None:
+    request_bytes = request_bytes.replace(b"HOST", authority(shared_server))
     assert raw_exchange(shared_server, request_bytes).startswith(b"HTTP/1.1 " + status)
 
 
@@ -156,6 +164,54 @@ def test_a_websocket_from_another_site_gets_403(shared_server: ServerProcess) ->
     with pytest.raises(InvalidStatus) as refusal:
         web_user(shared_server, origin="http://evil.example")
     assert refusal.value.response.status_code == 403
+
+
+def check_the_host_rule(server: ServerProcess) -> None:
+    """Only this server's names, as Host and as Origin: DNS rebinding gets nowhere."""
+    attacker = authority(server, "attacker.example")
+    rebound = UPGRADE.replace(b"HOST", attacker) + KEY + b"Sec-WebSocket-Version: 13\r\n"
+    answer = raw_exchange(server, rebound + b"Origin: http://" + attacker + b"\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 421 Misdirected Request\r\n")
+    for host in (attacker, f"localhost:{server.web_port + 1}".encode(), b"localhost"):
+        answer = raw_exchange(server, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 421 "), host
+    page = b"GET / HTTP/1.1\r\nHost: " + authority(server) + b"\r\n"
+    for origin in (b"http://" + attacker, b"http://localhost@attacker.example", b"null"):
+        answer = raw_exchange(server, page + b"Origin: " + origin + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 403 "), origin
+    for host in (authority(server), authority(server, "localhost"), authority(server, "LOCALHOST")):
+        answer = raw_exchange(server, b"GET / HTTP/1.1\r\nHost: " + host + b"\r\n\r\n")
+        assert answer.startswith(b"HTTP/1.1 200 OK\r\n"), host
+    with web_user(server, origin=f"http://localhost:{server.web_port}") as browser:
+        assert browser.recv(timeout=TIMEOUT).startswith("* welcome to chatlab, you are guest")
+
+
+def test_only_this_servers_names_are_answered(server: ServerProcess) -> None:
+    check_the_host_rule(server)
+    lab = b"GET / HTTP/1.1\r\nHost: " + authority(server, LAB) + b"\r\n\r\n"
+    assert raw_exchange(server, lab).startswith(b"HTTP/1.1 200 OK\r\n")  # --allow-host
+
+
+@pytest.mark.parametrize("name", ["a@b", "lab.example/", "http://lab.example", "[::1", "x:99999"])
+def test_an_allow_host_that_is_no_host_name_is_refused_at_start(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_status:
+        parse_args("epoll", None, ["--allow-host", name])
+    assert exit_status.value.code == 2
+    assert f"--allow-host: {name!r} is not NAME, NAME:PORT" in capsys.readouterr().err
+
+
+def test_a_head_over_16_kib_gets_431_however_it_arrives(shared_server: ServerProcess) -> None:
+    head = b"GET / HTTP/1.1\r\nHost: " + authority(shared_server) + b"\r\nX: "
+    for size in (20 * 1024, 60 * 1024):
+        answer = raw_exchange(shared_server, head + b"a" * size + b"\r\n\r\n")  # one sendall
+        assert answer.startswith(b"HTTP/1.1 431 "), size
+
+
+def test_http_2_gets_505(shared_server: ServerProcess) -> None:
+    request = b"GET / HTTP/2.0\r\nHost: " + authority(shared_server) + b"\r\n\r\n"
+    assert raw_exchange(shared_server, request).startswith(b"HTTP/1.1 505 ")
 
 
 # -- chat between the two protocols -----------------------------------------------
@@ -180,8 +236,10 @@ def test_browser_and_nc_users_see_each_other(server: ServerProcess) -> None:
         expect(browser, "<grace> hello from nc")
         browser.send("/me waves")
         nc.expect("* ada waves")
-        browser.send("bell\x07 and escape\x1b[31m red")  # sanitized like anyone's
-        nc.expect("<ada> bell and escape[31m red")
+        browser.send("bell\x07 and \x1b[31mred\x1b]0;title\x1b\\ text\x1b]2;x\x07")  # as anyone's
+        assert nc.line() == "<ada> bell and red text"
+        browser.send("/nick ev\x00il")
+        expect(browser, "! invalid nick: use 1-20 letters, digits, _ or -")
         browser.send("/who")
         expect(browser, "* online: ada, grace")
     nc.expect("* ada left")
@@ -253,7 +311,7 @@ def open_raw_websocket(server: ServerProcess) -> tuple[socket.socket, WSConnecti
     """A WebSocket on a plain socket, for frames no well-behaved client library sends."""
     sock = socket.create_connection((server.host, server.web_port), timeout=TIMEOUT)
     client = WSConnection(ConnectionType.CLIENT)
-    sock.sendall(client.send(Request(host="chat", target="/ws")))
+    sock.sendall(client.send(Request(host=authority(server).decode(), target="/ws")))
     events: list = []
     for _ in range(10):
         client.receive_data(sock.recv(65536))
@@ -316,3 +374,4 @@ def test_the_blocking_variant_serves_the_page_and_one_browser(
         browser.send("/who")
         expect(browser, "* online: guest1")  # alone in the room: that is its lesson
     assert http_get(blocking, "GET", "/")[0] == 200  # served again once the browser has gone
+    check_the_host_rule(blocking)

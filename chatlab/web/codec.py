@@ -15,11 +15,17 @@ A browser opens several connections to the web port:
   on every text message carries one protocol line, without its newline, both
   ways. The connection becomes a member of the room with the same rules as a
   newline client.
-- Anything else: the fitting 4xx (or h11's 5xx) status, and closed.
+- Anything else: the fitting 4xx or 5xx status, and closed. Every request
+  must name this server in its ``Host`` header and, if it has one, in its
+  ``Origin`` (see ``chatlab.hosts``): 400 without a valid ``Host``, 421
+  (Misdirected Request) for another host, 403 for another origin. Only
+  HTTP/1.x is spoken: 505 for any other version.
 
 Limits, so one connection cannot make the server hold unbounded memory:
 
-- a request line plus headers over ``MAX_REQUEST_HEAD`` bytes: 431 (h11);
+- a request line plus headers over ``MAX_REQUEST_HEAD`` bytes: 431, whether
+  they arrive in pieces (h11 stops buffering them) or all at once (counted
+  once h11 has parsed them);
 - a text message over ``max_line`` UTF-8 bytes is dropped with the room's
   "line too long" error, like an overlong line, and the connection stays;
 - a message over ``CUTOFF_FACTOR`` times that is a flood, not a paste: close
@@ -45,11 +51,13 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
+from chatlab.hosts import HostPort, parse_host_port, parse_origin
 from chatlab.room import Event, Hangup, Join, Line, Reply, TooLong
 
-MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers; beyond it h11 gives 431
+MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers; beyond it, 431
 CUTOFF_FACTOR = 16  # a message over 16 x max_line bytes closes the connection (1009)
 WEBSOCKET_PATH = "/ws"
+DEFAULT_HTTP_PORT = 80  # the port a Host header without one means
 
 
 @dataclass(frozen=True)
@@ -92,10 +100,12 @@ SECURITY_HEADERS = [
 class WebCodec:
     """The web port's protocol: serves the page, then carries room lines over a WebSocket."""
 
-    def __init__(self, max_line: int) -> None:
+    def __init__(self, max_line: int, hosts: frozenset[HostPort]) -> None:
         self.max_line = max_line
+        self.hosts = hosts  # the names a request may give for this server, Host and Origin
         self.cutoff = CUTOFF_FACTOR * max_line  # bytes in one message before we hang up
         self.http = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_REQUEST_HEAD)
+        self.received = 0  # bytes fed to h11, to measure a request head it got whole
         self.method = b""  # of the request being answered: a HEAD's answer has no body
         self.handshake: H11Handshake | None = None  # a valid upgrade, until its request ends
         self.ws: Connection | None = None  # set once the connection is a WebSocket
@@ -145,6 +155,7 @@ class WebCodec:
 
     def _receive_http(self, data: bytes) -> list[Event]:
         self.http.receive_data(data)
+        self.received += len(data)
         while True:
             try:
                 event = self.http.next_event()
@@ -158,9 +169,29 @@ class WebCodec:
                 return answer
             # A request body's Data and EndOfMessage need nothing from us.
 
+    def _refusal(self, request: h11.Request) -> list[Event]:
+        """Refuse a request too big, of another HTTP version, or for another host; else []."""
+        self.method = request.method
+        head_size = self.received - len(self.http.trailing_data[0])  # what h11 has used
+        if head_size > MAX_REQUEST_HEAD:
+            return self._respond(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE)
+        if not request.http_version.startswith(b"1."):  # 0.9 or 2.0 and on: not this parser
+            return self._respond(HTTPStatus.HTTP_VERSION_NOT_SUPPORTED)
+        headers = dict(request.headers)  # h11 gives names in lower case, one Host at most
+        host = parse_host_port(headers.get(b"host", b"").decode("latin-1"), DEFAULT_HTTP_PORT)
+        if host is None:  # missing (HTTP/1.0 may omit it) or not a host at all
+            return self._respond(HTTPStatus.BAD_REQUEST)
+        if host not in self.hosts:
+            return self._respond(HTTPStatus.MISDIRECTED_REQUEST)
+        origin = headers.get(b"origin")  # sent by browsers; absent from nc, curl and the tests
+        if origin is not None and parse_origin(origin.decode("latin-1")) not in self.hosts:
+            return self._respond(HTTPStatus.FORBIDDEN)
+        return []
+
     def _answer(self, request: h11.Request) -> list[Event]:
         """Answer a request now, or return [] for a valid upgrade, accepted once it ends."""
-        self.method = request.method
+        if refusal := self._refusal(request):
+            return refusal
         path = request.target.decode("ascii").partition("?")[0]
         if path == WEBSOCKET_PATH:
             return self._check_upgrade(request)
@@ -184,8 +215,6 @@ class WebCodec:
         headers = dict(request.headers)  # h11 gives names in lower case
         if not _is_valid_key(headers[b"sec-websocket-key"]):
             return self._respond(HTTPStatus.BAD_REQUEST)
-        if _is_cross_origin(headers):
-            return self._respond(HTTPStatus.FORBIDDEN)
         self.handshake = handshake
         return []
 
@@ -276,19 +305,3 @@ def _is_valid_key(key: bytes) -> bool:
         return len(base64.b64decode(key, validate=True)) == 16
     except binascii.Error:
         return False
-
-
-def _is_cross_origin(headers: dict[bytes, bytes]) -> bool:
-    """Is a page from another site opening this WebSocket?
-
-    A browser names the origin of the page that opens a WebSocket, and lets any
-    page open one to any host, 127.0.0.1 included. Without this check any site
-    a student visits could make their browser join the room. Clients that are
-    not browsers (the tests, websocket tools) send no Origin and are let in,
-    as nc is on the chat port.
-    """
-    origin = headers.get(b"origin")
-    if origin is None:
-        return False
-    _scheme, _, origin_host = origin.partition(b"://")
-    return origin_host.lower() != headers.get(b"host", b"").lower()
