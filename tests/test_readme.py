@@ -129,17 +129,9 @@ class Netcat:
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[ServerProcess]:
+    """One epoll server, for conftest's ``chat`` too: what nc does is not the variant's."""
     with serving("epoll") as server:
         yield server
-
-
-@pytest.fixture
-def chat(server: ServerProcess) -> Iterator[Chat]:
-    chat = Chat(server)
-    try:
-        yield chat
-    finally:
-        chat.close()
 
 
 @pytest.mark.parametrize("flags", [[], ["-N"]], ids=["nc", "nc -N"])
