@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
@@ -170,10 +171,16 @@ def test_two_pages_and_nc_chat_in_a_real_browser(
         expect(linus.page.locator("#gone")).to_contain_text("You left the room.")
         nc.expect("* linus left")
         ada.expect_online("ada", "grace")
+        nc.say("/nick linus")  # someone takes the nick while linus is away ...
+        nc.expect("* grace is now known as linus")
         linus.page.click("#reconnect")  # back as a guest, and the page asks for its nick again
         nc.expect("* guest4 joined")
-        nc.expect("* guest4 is now known as linus")
+        time.sleep(0.5)  # ... and gives it back once the page has asked, and been refused
+        nc.say("/nick grace")
+        nc.expect("* linus is now known as grace")
+        nc.expect("* guest4 is now known as linus")  # the page asked again, a second later
         linus.expect_row("notice", "guest4 is now known as linus")
+        expect(linus.page.get_by_text("nick already taken: linus")).to_have_count(0)  # quietly
         expect(linus.page.locator("#nick")).to_have_value("linus")
         linus.page.reload()  # the old connection may leave after the new one asks for the nick
         assert {nc.line(), nc.line()} == {"* linus left", "* guest5 joined"}  # in either order
