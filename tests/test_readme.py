@@ -134,9 +134,10 @@ def server() -> Iterator[ServerProcess]:
         yield server
 
 
+@pytest.mark.parametrize("enter", [False, True], ids=["ctrl-d", "enter"])
 @pytest.mark.parametrize("flags", [[], ["-N"]], ids=["nc", "nc -N"])
-def test_nc_stays_open_after_quit_until_its_input_ends(
-    server: ServerProcess, chat: Chat, flags: list[str]
+def test_nc_stays_open_after_quit_until_enter_or_ctrl_d(
+    server: ServerProcess, chat: Chat, flags: list[str], enter: bool
 ) -> None:
     alice = chat.join()
     nc = Netcat(server, *flags)
@@ -146,7 +147,10 @@ def test_nc_stays_open_after_quit_until_its_input_ends(
         assert nc.stdout.readline() == "* bye\n"
         alice.expect(f"* {nc.nick} left")  # the server has closed the connection ...
         assert nc.running_after(1.0)  # ... and nc is still there
-        nc.ctrl_d()
+        if enter:
+            nc.type("")  # Enter: sending to the closed connection ends nc
+        else:
+            nc.ctrl_d()
         assert not nc.running_after(TIMEOUT)
     finally:
         nc.close()
