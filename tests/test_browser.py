@@ -258,7 +258,10 @@ def test_the_page_retries_keeps_its_nick_and_knows_the_line_limit(
         expect(gone).to_have_text(re.compile(r"^Trying to connect…$|^Could not connect"))
         expect(gone).to_have_text("Could not connect; retrying in 2 s.", timeout=10_000)
         ada.screenshot("retrying.png")
+        ada.page.evaluate("retries = 12")  # as if it had failed for long: the wait is capped
+        expect(gone).to_have_text("Could not connect; retrying in 30 s.", timeout=10_000)
         back = fresh("epoll", "--port", str(port), "--web-port", str(web_port))
+        ada.page.click("#reconnect")  # no need to wait: the button tries at once
         ada.expect_status("online")
         expect(ada.page.locator("#gone")).to_be_hidden()
         ada.expect_row("notice", "guest1 is now known as ada")  # the nick, asked for again
