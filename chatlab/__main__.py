@@ -1,10 +1,14 @@
-"""``python -m chatlab``: run the best variant for this platform; ``--list`` names them all."""
+"""``python -m chatlab``: run the best variant for this platform; ``--list`` names them all.
+
+The best variant is epoll where the platform has it, else select. It takes the
+options every variant takes.
+"""
 
 from __future__ import annotations
 
 import sys
 
-from chatlab.cli import serve
+from chatlab.cli import make_parser, run
 from chatlab.variants import VARIANTS, best_variant, is_available, server_class
 
 
@@ -18,10 +22,17 @@ def list_variants() -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if "--list" in argv:
+    parser = make_parser("python -m chatlab", __doc__)
+    parser.add_argument(
+        "--list", action="store_true", help="name every variant and whether it runs here, then exit"
+    )
+    options = parser.parse_args(argv)
+    if options.list:
+        if argv != ["--list"]:
+            parser.error("--list takes no other arguments")
         list_variants()
         return 0
-    return serve(server_class(best_variant()), argv)
+    return run(server_class(best_variant()), options)
 
 
 if __name__ == "__main__":

@@ -18,6 +18,7 @@ import logging
 import logging.handlers
 import os
 import queue
+import re
 import signal
 import socket
 import sys
@@ -58,10 +59,11 @@ class ServerClass(Protocol):
     def __call__(self, listeners: list[Listener], room: Room) -> Server: ...
 
 
-def parse_args(variant: str, doc: str | None, argv: list[str] | None) -> argparse.Namespace:
+def make_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
+    """The options every variant takes; ``doc`` (a module docstring) is the description."""
     parser = argparse.ArgumentParser(
-        prog=f"python -m chatlab.{variant}",
-        description=(doc or "").strip(),
+        prog=prog,
+        description=plain_text(doc or ""),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
@@ -69,7 +71,7 @@ def parse_args(variant: str, doc: str | None, argv: list[str] | None) -> argpars
     )
     parser.add_argument(
         "--port",
-        type=_port,
+        type=port_number,
         default=DEFAULT_PORT,
         help="chat port (default %(default)s; 0 = any free port)",
     )
@@ -105,13 +107,24 @@ def parse_args(variant: str, doc: str | None, argv: list[str] | None) -> argpars
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log connections and drops to stderr"
     )
-    return parser.parse_args(argv)
+    return parser
+
+
+def plain_text(doc: str) -> str:
+    """A docstring as --help shows it: without reST's ``literal`` quotes."""
+    return re.sub(r"``(.+?)``", r"\1", doc.strip())
 
 
 def serve(server_class: ServerClass, argv: list[str] | None = None) -> int:
     """Run one variant from the command line; return the process exit status."""
+    doc = sys.modules[server_class.__module__].__doc__
+    options = make_parser(f"python -m chatlab.{server_class.name}", doc).parse_args(argv)
+    return run(server_class, options)
+
+
+def run(server_class: ServerClass, options: argparse.Namespace) -> int:
+    """Run one variant with parsed options; return the process exit status."""
     variant = server_class.name
-    options = parse_args(variant, sys.modules[server_class.__module__].__doc__, argv)
     if not is_available(variant):
         others = ", ".join(available_variants())
         print(
@@ -278,16 +291,16 @@ def _write_log(records: queue.Queue[logging.LogRecord], formatter: logging.Forma
             pass  # stderr is closed: there is nowhere to log to
 
 
-def _port(text: str) -> int:
-    port = int(text)
-    if not 0 <= port <= 65535:
-        raise argparse.ArgumentTypeError(f"{text} is not a port number (0-65535)")
-    return port
+def port_number(text: str) -> int:
+    """An argparse type: a TCP port, 0-65535."""
+    if not (text.isascii() and text.isdigit() and int(text) <= 65535):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port number (0-65535)")
+    return int(text)
 
 
 def _web_port(text: str) -> int | None:
     """A port number, or None for "auto": any free port (0 already means "off")."""
-    return None if text == "auto" else _port(text)
+    return None if text == "auto" else port_number(text)
 
 
 def _host_name(text: str) -> str:
@@ -297,7 +310,6 @@ def _host_name(text: str) -> str:
 
 
 def _positive(text: str) -> int:
-    number = int(text)
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
-    return number
+    if not (text.isascii() and text.isdigit() and int(text) >= 1):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of at least 1")
+    return int(text)

@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import TextIO
 
-from chatlab.cli import DEFAULT_PORT
+from chatlab.cli import DEFAULT_PORT, port_number
 
 RECV_SIZE = 64 * 1024
 
@@ -29,7 +29,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--host", default="127.0.0.1", help="server address (default %(default)s)")
     parser.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="server port (default %(default)s)"
+        "--port", type=port_number, default=DEFAULT_PORT, help="server port (default %(default)s)"
     )
     return parser.parse_args(argv)
 

@@ -181,8 +181,10 @@ class EventLoopServer:
             self.drop(fd, f"slow consumer: {len(peer.outbox)} bytes unsent")
         elif peer.outbox:
             self.want_write(fd, True)
+        elif peer.closing and fd in self.room.members:
+            self.drop(fd, "closed by the room")  # /quit, or a browser's close
         elif peer.closing:
-            self.drop(fd, "closed by the room")
+            self.drop(fd, "never joined: server full, or a web request answered")
         else:
             self.want_write(fd, False)
 

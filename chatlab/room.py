@@ -341,8 +341,10 @@ class Room:
                 return nick
 
     def _full_message(self) -> str:
-        limit = f" ({self.max_clients} clients)" if self.max_clients is not None else ""
-        return f"! server full{limit}; try again later"
+        if self.max_clients is None:
+            return "! server full; try again later"
+        clients = "client" if self.max_clients == 1 else "clients"
+        return f"! server full ({self.max_clients} {clients}); try again later"
 
     def _tell(self, out: Output, cid: int, line: str) -> None:
         out.send((cid,), self.connections[cid].codec.encode(line))

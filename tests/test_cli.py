@@ -100,13 +100,48 @@ def test_a_web_port_in_use_names_the_option(taken_port: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "args", [["--port", "70000"], ["--port", "x"], ["--max-clients", "0"], ["--max-line", "-1"]]
+    ("args", "message"),
+    [
+        (["--port", "70000"], "argument --port: '70000' is not a port number (0-65535)"),
+        (["--port", "abc"], "argument --port: 'abc' is not a port number (0-65535)"),
+        (["--web-port", "-1"], "argument --web-port: '-1' is not a port number (0-65535)"),
+        (["--max-clients", "0"], "argument --max-clients: '0' is not a whole number of at least 1"),
+        (["--max-line", "x"], "argument --max-line: 'x' is not a whole number of at least 1"),
+    ],
 )
-def test_bad_options_are_usage_errors(args: list[str]) -> None:
+def test_bad_options_are_usage_errors_that_say_what_is_wrong(args: list[str], message: str) -> None:
     result = run_chatlab("chatlab.select", *args)
     assert result.returncode == 2
-    assert "usage: python -m chatlab.select" in result.stderr
-    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("usage: python -m chatlab.select")
+    assert result.stderr.endswith(f"python -m chatlab.select: error: {message}\n")
+
+
+def test_python_m_chatlab_help_names_itself_and_its_list_option() -> None:
+    result = run_chatlab("chatlab", "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("usage: python -m chatlab [")
+    assert "chatlab.epoll" not in result.stdout
+    assert re.search(r"^  --list +name every variant", result.stdout, re.MULTILINE)
+    assert "--max-clients" in result.stdout
+
+
+@pytest.mark.parametrize("args", [["--list", "extra"], ["--list", "--port", "0"]])
+def test_list_takes_no_other_arguments(args: list[str]) -> None:
+    result = run_chatlab("chatlab", *args)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert "usage: python -m chatlab [" in result.stderr
+
+
+@pytest.mark.parametrize("module", ["chatlab", *(f"chatlab.{variant}" for variant in VARIANTS)])
+def test_help_shows_plain_text_not_rest_markup(module: str) -> None:
+    result = run_chatlab(module, "--help")
+    assert result.returncode == 0
+    assert "``" not in result.stdout
+
+
+def test_plain_text_drops_literal_quotes_only() -> None:
+    assert cli.plain_text("  ``recv`` and ``sendall``, `x`  ") == "recv and sendall, `x`"
 
 
 def test_help_describes_the_variant() -> None:
@@ -155,6 +190,24 @@ def test_verbose_logs_connections_and_departures(variant: str) -> None:
         assert wait_for(lambda: " connected (line)" in server.output, TIMEOUT)
         client.close()
         assert wait_for(lambda: " closed" in server.output, TIMEOUT)
+
+
+@pytest.mark.parametrize("variant", ["select", "poll", "epoll"])
+def test_verbose_logs_a_refused_client_as_refused(variant: str) -> None:
+    with serving(variant, "-v", "--max-clients", "1") as server:
+        member = ChatClient.connect(server)
+        member.welcome()
+        refused = ChatClient.connect(server)
+        assert refused.line() == "! server full (1 client); try again later"
+        refused.expect_closed()
+        assert wait_for(lambda: "never joined: server full" in server.output, TIMEOUT)
+        member.say("/quit")
+        member.expect("* bye")
+        member.expect_closed()
+        assert wait_for(lambda: "closed: closed by the room" in server.output, TIMEOUT)
+        assert server.output.count("closed by the room") == 1  # the member's /quit, only
+        refused.close()
+        member.close()
 
 
 @pytest.mark.parametrize("variant", VARIANTS)

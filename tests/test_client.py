@@ -151,6 +151,22 @@ def test_a_refused_port_is_one_line_and_exit_1() -> None:
     assert result.stdout == ""
 
 
+@pytest.mark.parametrize("port", ["99999", "-1", "http"])
+def test_a_bad_port_is_a_usage_error_before_any_connection(port: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "chatlab.client", "--port", port],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=15,
+    )
+    assert result.returncode == 2
+    assert result.stderr.endswith(
+        f"error: argument --port: '{port}' is not a port number (0-65535)\n"
+    )
+    assert "cannot connect" not in result.stderr
+
+
 # -- the two halves, on a socket pair ------------------------------------------------
 
 

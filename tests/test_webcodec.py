@@ -687,7 +687,7 @@ def test_a_browser_beyond_max_clients_is_told_and_closed() -> None:
     assert output.closes == [2]
     accept, refusal, close = frames_to(client, [Reply(output.to(2))])
     assert isinstance(accept, AcceptConnection)
-    assert refusal == TextMessage("! server full (1 clients); try again later")
+    assert refusal == TextMessage("! server full (1 client); try again later")
     assert isinstance(close, CloseConnection) and close.code == 1001
 
 

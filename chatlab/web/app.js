@@ -9,6 +9,15 @@
 
 const MAX_ROWS = 500; // messages kept on the page; older ones are removed
 const NEAR_BOTTOM = 40; // pixels: closer than this to the end, new messages scroll into view
+const NICK_COLOURS = 12; // --nick-0 ... --nick-11 in style.css, each readable on both themes
+// The server's --max-line, written into the page when it is served: the longest message, in
+// UTF-8 bytes, that it accepts. The page refuses longer ones rather than be disconnected.
+const MAX_LINE = Number(document.querySelector('meta[name="chatlab-max-line"]').content);
+const COUNTER_FROM = 0.8; // show the byte counter once a message is this share of MAX_LINE
+const RETRY_FIRST = 1; // seconds before the first retry of a failed reconnect; doubles each time
+const RETRY_MOST = 30; // ... up to this
+const NICK_TRIES = 3; // a reloaded page's old connection may still hold our nick: ask again
+const NICK_KEY = "chatlab-nick"; // sessionStorage: the nick this tab chose, kept over reloads
 
 const ui = {
   status: document.getElementById("status"),
@@ -19,6 +28,7 @@ const ui = {
   nick: document.getElementById("nick"),
   who: document.getElementById("who"),
   count: document.getElementById("count"),
+  counter: document.getElementById("counter"),
   gone: document.getElementById("gone"),
   goneText: document.getElementById("gone-text"),
   reconnect: document.getElementById("reconnect"),
@@ -31,22 +41,37 @@ const ARRIVED_OR_LEFT = /^\* \S+ (joined|left)$/;
 const ONLINE = /^\* online: (.*)$/;
 const NICK_REFUSED = /^! (invalid nick|nick already taken|usage: \/nick)/;
 const CHAT = /^<([^>]+)> (.*)$/s;
+const NICK_TAKEN = /^! nick already taken: (\S+)$/;
+const LISTING = /^\* {3}/; // "*   /who   list who is online": a line of /help's aligned list
 
 let socket = null;
 let me = null; // our nick, as the server last told us
 let leaving = false; // the user typed /quit: the close is no surprise
 let whoQueue = []; // one entry per /who sent, oldest first: true if the page sent it itself
+let opened = false; // the current socket has connected (a close before that is a failed try)
+let retries = 0; // failed tries in a row since the user clicked Reconnect
+let retryTimer = null; // counts down to the next try
+let nickTries = 0; // times we asked for our kept nick since the last welcome
 
 // -- the connection ---------------------------------------------------------------
 
 function connect() {
+  clearTimeout(retryTimer);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   socket = new WebSocket(`${scheme}//${location.host}/ws`);
   leaving = false;
+  opened = false;
   whoQueue = [];
   setState("connecting", "connecting…");
-  ui.gone.hidden = true;
+  if (retries > 0) {
+    ui.goneText.textContent = "Trying to connect…";
+  } else {
+    ui.gone.hidden = true;
+  }
   socket.addEventListener("open", () => {
+    opened = true;
+    retries = 0;
+    ui.gone.hidden = true;
     setState("online", "online");
     setEnabled(true);
     ui.say.focus();
@@ -55,10 +80,20 @@ function connect() {
   socket.addEventListener("close", (event) => disconnected(event.code));
 }
 
+function reconnect() {
+  retries = Math.max(retries, 1); // from now on a failed try is retried, with feedback
+  connect();
+}
+
 function disconnected(code) {
   setEnabled(false);
   setState("offline", "offline");
   showWho([]);
+  if (!opened && retries > 0) {
+    retryLater(Math.min(RETRY_FIRST * 2 ** (retries - 1), RETRY_MOST));
+    retries += 1;
+    return;
+  }
   if (leaving) {
     ui.goneText.textContent = "You left the room.";
   } else if (code === 1009) {
@@ -69,6 +104,12 @@ function disconnected(code) {
   ui.gone.hidden = false;
   ui.messages.scrollTop = ui.messages.scrollHeight; // the banner took room: keep the last line in view
   ui.reconnect.focus();
+}
+
+function retryLater(seconds) {
+  ui.goneText.textContent = `Could not connect; retrying in ${seconds} s.`;
+  ui.gone.hidden = false;
+  retryTimer = setTimeout(() => (seconds > 1 ? retryLater(seconds - 1) : connect()), 1000);
 }
 
 function send(text) {
@@ -89,23 +130,50 @@ function receive(line) {
     showWho(online[1].split(", ").filter(Boolean));
     if (whoQueue.shift()) return; // the page asked, to refresh the list: not news to the user
   }
+  if (askAgainForNick(line)) return;
   show(line);
   const welcome = line.match(WELCOME);
   const renamed = line.match(RENAMED);
   if (welcome) {
     setMe(welcome[1]);
+    nickTries = 0;
+    askForKeptNick();
   } else if (renamed && renamed[1] === me) {
     setMe(renamed[2]);
+    sessionStorage.setItem(NICK_KEY, me);
   } else if (NICK_REFUSED.test(line)) {
     ui.nick.value = me; // the box shows the nick we really have
   }
   if (welcome || renamed || ARRIVED_OR_LEFT.test(line)) requestWho();
 }
 
+// After a reconnect or a reload the server greets us as a guest: ask for the nick we had.
+function askForKeptNick() {
+  const kept = sessionStorage.getItem(NICK_KEY);
+  if (kept && kept !== me) {
+    nickTries += 1;
+    socket.send(`/nick ${kept}`);
+  }
+}
+
+// A reloaded page's old connection may not have left yet and still hold the nick: ask again
+// a second later, quietly, a few times. True if the line was that refusal.
+function askAgainForNick(line) {
+  const taken = line.match(NICK_TAKEN);
+  if (!taken || taken[1] !== sessionStorage.getItem(NICK_KEY) || nickTries >= NICK_TRIES) {
+    return false;
+  }
+  const asking = socket;
+  setTimeout(() => socket === asking && askForKeptNick(), 1000);
+  return true;
+}
+
 function show(line) {
   const chat = line.match(CHAT);
   if (chat) {
     addRow("said", chat[1], chat[2]);
+  } else if (LISTING.test(line)) {
+    addListing(line.slice(2));
   } else if (line.startsWith("* ")) {
     addRow("notice", null, line.slice(2));
   } else if (line.startsWith("! ")) {
@@ -151,7 +219,7 @@ function addRow(kind, nick, text) {
   time.textContent = now.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
   row.append(time);
   if (nick !== null) row.append(nickTag(nick));
-  const body = document.createElement("span");
+  const body = document.createElement(kind.includes("listing") ? "pre" : "span");
   body.className = "text";
   body.textContent = text;
   row.append(body);
@@ -160,18 +228,28 @@ function addRow(kind, nick, text) {
   if (atEnd) row.scrollIntoView({ block: "end" });
 }
 
+// Consecutive lines of an aligned list (/help) share one monospace block, so columns line up.
+function addListing(text) {
+  const last = ui.messages.lastElementChild;
+  if (last?.classList.contains("listing")) {
+    last.querySelector(".text").append(`\n${text}`);
+  } else {
+    addRow("notice listing", null, text);
+  }
+}
+
 function nickTag(nick) {
   const tag = document.createElement("span");
   tag.className = "nick";
   tag.textContent = nick;
-  tag.style.setProperty("--hue", String(hueOf(nick)));
+  tag.style.setProperty("--nick-colour", `var(--nick-${colourOf(nick)})`);
   return tag;
 }
 
-function hueOf(nick) {
+function colourOf(nick) {
   let hash = 0;
-  for (const char of nick.toLowerCase()) hash = (hash * 31 + char.codePointAt(0)) % 360;
-  return hash;
+  for (const char of nick.toLowerCase()) hash = (hash * 31 + char.codePointAt(0)) % 1000003;
+  return hash % NICK_COLOURS;
 }
 
 function showWho(nicks) {
@@ -202,11 +280,26 @@ function setEnabled(enabled) {
   }
 }
 
+// The message's size as the server counts it, shown once it nears --max-line; true if it fits.
+function countBytes() {
+  const bytes = new TextEncoder().encode(ui.say.value).length;
+  const fits = bytes <= MAX_LINE;
+  ui.counter.hidden = bytes < COUNTER_FROM * MAX_LINE;
+  ui.counter.textContent = `${bytes.toLocaleString("en")} / ${MAX_LINE.toLocaleString("en")} bytes`;
+  ui.counter.classList.toggle("over", !fits);
+  ui.say.setAttribute("aria-invalid", String(!fits));
+  return fits;
+}
+
 ui.sayForm.addEventListener("submit", (event) => {
   event.preventDefault();
+  if (!countBytes()) return; // too long: the server would refuse it, so keep it here to edit
   say(ui.say.value);
   ui.say.value = "";
+  countBytes();
 });
+
+ui.say.addEventListener("input", countBytes);
 
 ui.nickForm.addEventListener("submit", (event) => {
   event.preventDefault();
@@ -215,6 +308,6 @@ ui.nickForm.addEventListener("submit", (event) => {
   ui.say.focus();
 });
 
-ui.reconnect.addEventListener("click", connect);
+ui.reconnect.addEventListener("click", reconnect);
 
 connect();

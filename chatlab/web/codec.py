@@ -58,6 +58,7 @@ MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers; beyond it, 43
 CUTOFF_FACTOR = 16  # a message over 16 x max_line bytes closes the connection (1009)
 WEBSOCKET_PATH = "/ws"
 DEFAULT_HTTP_PORT = 80  # the port a Host header without one means
+MAX_LINE_SLOT = b"MAX_LINE"  # index.html's <meta name="chatlab-max-line">, filled when served
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,11 @@ class WebCodec:
             return self._respond(HTTPStatus.NOT_FOUND)
         if request.method not in (b"GET", b"HEAD"):
             return self._respond(HTTPStatus.METHOD_NOT_ALLOWED, headers=[("Allow", "GET, HEAD")])
-        return self._respond(HTTPStatus.OK, ASSETS[path])
+        asset = ASSETS[path]
+        if path == "/":  # the page is told --max-line, so that it can refuse a longer message
+            body = asset.body.replace(MAX_LINE_SLOT, str(self.max_line).encode())
+            asset = Asset(body, asset.content_type)
+        return self._respond(HTTPStatus.OK, asset)
 
     def _check_upgrade(self, request: h11.Request) -> list[Event]:
         if request.method != b"GET":
