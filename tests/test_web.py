@@ -22,7 +22,7 @@ from websockets.sync.client import ClientConnection, connect
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessage
 
-from chatlab.cli import parse_args
+from chatlab.cli import make_parser
 from chatlab.launch import ServerProcess
 from chatlab.web.codec import CUTOFF_FACTOR
 
@@ -197,7 +197,7 @@ def test_an_allow_host_that_is_no_host_name_is_refused_at_start(
     name: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     with pytest.raises(SystemExit) as exit_status:
-        parse_args("epoll", None, ["--allow-host", name])
+        make_parser("python -m chatlab.epoll", None).parse_args(["--allow-host", name])
     assert exit_status.value.code == 2
     assert f"--allow-host: {name!r} is not NAME, NAME:PORT" in capsys.readouterr().err
 

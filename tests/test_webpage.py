@@ -13,6 +13,7 @@ from importlib import resources
 import h11
 import pytest
 
+from chatlab.hosts import allowed_hosts
 from chatlab.room import Reply
 from chatlab.web import WebCodec
 
@@ -85,9 +86,9 @@ def test_the_dark_theme_has_its_own_nick_colours() -> None:
 
 @pytest.mark.parametrize("max_line", [100, 4096])
 def test_the_page_is_served_with_the_servers_max_line(max_line: int) -> None:
-    codec = WebCodec(max_line)
+    codec = WebCodec(max_line, allowed_hosts(["127.0.0.1"], 8080))
     request = h11.Connection(h11.CLIENT)
-    data = request.send(h11.Request(method="GET", target="/", headers=[("Host", "x")]))
+    data = request.send(h11.Request(method="GET", target="/", headers=[("Host", "127.0.0.1:8080")]))
     data += request.send(h11.EndOfMessage())
     body = b"".join(event.data for event in codec.receive(data) if isinstance(event, Reply))
     assert f'<meta name="chatlab-max-line" content="{max_line}">'.encode() in body
