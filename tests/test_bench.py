@@ -357,11 +357,11 @@ def test_idle_connections_come_from_enough_source_addresses_and_are_reported(
 
 
 def test_idle_connections_the_server_closed_are_counted() -> None:
-    swarm = Swarm("127.0.0.1", 1)
+    swarm, served = Swarm("127.0.0.1", 1), []
     with socket.create_server(("127.0.0.1", 0)) as listener:
         try:
             swarm.hold_idle(3, listener.getsockname()[1])
-            served = [listener.accept()[0] for _ in range(3)]
+            served += [listener.accept()[0] for _ in range(3)]
             assert swarm.idle_closed() == 0
             served[0].close()
             served[1].sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
