@@ -235,21 +235,19 @@ class stop_on_signals:
 
 
 def raise_fd_limit() -> None:
-    """Raise the soft RLIMIT_NOFILE to the hard limit.
+    """Raise the soft RLIMIT_NOFILE to the hard limit (``chatlab.sockets.raise_fd_limit``).
 
     The soft limit is often 1,024, which would stop every variant at EMFILE
     long before the select variant meets its real wall, FD_SETSIZE.
     """
     try:
-        import resource
+        from chatlab.sockets import raise_fd_limit as raise_to_hard_limit
+
+        raise_to_hard_limit(0)
     except ImportError:  # Windows has no rlimits
         return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != hard:
-        try:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-        except (ValueError, OSError):
-            log.info("could not raise the fd limit above %d", soft)
+    except (ValueError, OSError):
+        log.info("could not raise the fd limit")
 
 
 class _DroppingQueueHandler(logging.handlers.QueueHandler):

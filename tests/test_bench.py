@@ -11,8 +11,11 @@ from __future__ import annotations
 import csv
 import json
 import re
+import resource
+import socket
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,13 +23,15 @@ import psutil
 import pytest
 
 from chatlab import bench
-from chatlab.bench import Plan, Point, light, pipelined
+from chatlab.bench import Plan, Point, contender, light, pipelined
 from chatlab.bench.cli import DEFAULTS, build_parser, plans_from
 from chatlab.bench.plan import SETUP_BUDGET
 from chatlab.bench.plot import memory_figure
 from chatlab.bench.report import WIDTH
-from chatlab.bench.swarm import QUIET
+from chatlab.bench.swarm import QUIET, Swarm
 from chatlab.launch import running_server
+from chatlab.measure import crowd
+from chatlab.sockets import FdLimitError
 
 QUICK = 0.5  # seconds per measured window
 
@@ -325,3 +330,76 @@ def test_the_bench_without_psutil_says_what_to_install_in_one_line() -> None:
     done = subprocess.run([sys.executable, "-c", no_psutil], capture_output=True, text=True)
     assert done.returncode == 1
     assert done.stderr == "chatlab.bench needs psutil: python -m pip install 'chatlab[lab]'\n"
+
+
+# -- many idle connections: source addresses, fd limits -----------------------------
+
+
+def test_idle_connections_come_from_enough_source_addresses_and_are_reported(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With 100 ephemeral ports per source address, 300 idle connections need three."""
+    monkeypatch.setattr(crowd, "port_range", lambda: (40_000, 40_099))
+    argv = ["-n", "3", "--idle", "300", "--rate", "light", "--duration", str(QUICK), "-q"]
+    assert bench.main([*argv, "--json", str(tmp_path / "idle.json")]) == 0
+    [point] = json.loads((tmp_path / "idle.json").read_text())["points"]
+    assert (point["idle"], point["idle_sources"], point["idle_lost"], point["lost"]) == (
+        300, 3, 0, 0,
+    )
+    assert point["idle_open_s"] > 0 and point["received"] == point["expected"] > 0
+    for part in ("rss_per_conn_kib", "slab_per_conn_kib", "tcp_buffers_per_conn_kib"):
+        assert point[part] is not None
+    out = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "beside 300 idle connections from 3 source addresses" in out
+    assert "none closed" in out and "server RSS" in out and "kernel Slab" in out
+    assert "TCP buffers" in out and "/proc/net/sockstat mem" in out
+    assert servers_started_by_us() == []
+
+
+def test_idle_connections_the_server_closed_are_counted() -> None:
+    swarm, served = Swarm("127.0.0.1", 1), []
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        try:
+            swarm.hold_idle(3, listener.getsockname()[1])
+            served += [listener.accept()[0] for _ in range(3)]
+            assert swarm.idle_closed() == 0
+            served[0].close()
+            served[1].sendall(b"HTTP/1.1 408 Request Timeout\r\n\r\n")
+            time.sleep(0.1)
+            assert swarm.idle_closed() == 2
+        finally:
+            swarm.close()
+            for sock in served:
+                sock.close()
+
+
+def test_an_fd_limit_too_low_stops_the_bench_before_the_run_and_says_how_to_lift_it() -> None:
+    """The hard limit lowered to 500 for a child bench that needs 1,074 fds."""
+
+    def low_limit() -> None:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (500, 500))
+
+    argv = [sys.executable, "-m", "chatlab.bench", "-n", "10", "--idle", "1000", "-q"]
+    done = subprocess.run(
+        argv, capture_output=True, text=True, timeout=120, preexec_fn=low_limit
+    )
+    if done.returncode == 0:  # privileged (CAP_SYS_RESOURCE): the bench raised the hard limit
+        assert "1,000 idle connections" in " ".join(done.stdout.split())
+        return
+    assert done.returncode == 1 and done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(
+        "chatlab.bench: the bench holds one end of every connection: 1074 file descriptors "
+        "needed, the hard RLIMIT_NOFILE is 500"
+    )
+    assert "ulimit -Hn 1074" in line and "limits.conf" in line
+
+
+def test_a_server_that_may_not_hold_the_connections_is_named_and_stopped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(contender, "give_fds", lambda pid, want: (100, 100))
+    plan = Plan(["epoll"], [3], [lambda n: light(n, QUICK)], idle=200)
+    with pytest.raises(FdLimitError, match="267 file descriptors needed by the server"):
+        bench.run_plans([plan])
+    assert servers_started_by_us() == []

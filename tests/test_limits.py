@@ -84,3 +84,62 @@ def test_raise_fd_limit_beyond_the_hard_limit_raises_it_or_says_how():
     else:
         assert "600 file descriptors needed, the hard RLIMIT_NOFILE is 512" in out
         assert "ulimit -Hn 600" in out and "limits.conf" in out and "LimitNOFILE" in out
+
+
+IN_CHILD = """
+import resource, sys
+from chatlab.sockets import FdLimitError
+resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
+try:
+{body}
+except FdLimitError as error:
+    print("error", error)
+print("after", *resource.getrlimit(resource.RLIMIT_NOFILE))
+"""
+
+
+def _in_child(soft: int, hard: int, body: str) -> list[str]:
+    """Run ``body`` in a fresh process whose fd limits are (soft, hard); its lines of output."""
+    code = IN_CHILD.format(soft=soft, hard=hard, body=body)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()
+
+
+def test_raised_fd_limit_takes_the_hard_limit_and_restores_both_limits():
+    body = """
+    from chatlab.measure.fds import raised_fd_limit
+    with raised_fd_limit(100) as inside:
+        print("inside", inside, *resource.getrlimit(resource.RLIMIT_NOFILE))
+"""
+    assert _in_child(64, 512, body) == ["inside 512 512 512", "after 64 512"]
+
+
+def test_raised_fd_limit_beyond_the_hard_limit_says_so_rather_than_stopping_short():
+    body = """
+    from chatlab.measure.fds import raised_fd_limit
+    with raised_fd_limit(600) as inside:
+        print("inside", inside, *resource.getrlimit(resource.RLIMIT_NOFILE))
+"""
+    first, after = _in_child(64, 512, body)
+    if first.startswith("inside"):  # privileged: the hard limit went up, and back down
+        assert first == "inside 600 600 600"
+    else:
+        assert first.startswith("error 600 file descriptors needed, the hard RLIMIT_NOFILE is 512")
+    assert after == "after 64 512"
+
+
+def test_the_server_command_line_raises_the_soft_limit_through_the_one_helper():
+    body = """
+    from chatlab import cli
+    cli.raise_fd_limit()
+"""
+    assert _in_child(64, 512, body) == ["after 512 512"]
+
+
+def test_the_server_command_line_starts_without_rlimits(monkeypatch):
+    """Windows has no ``resource`` module: the server starts with the limit it has."""
+    from chatlab import cli
+
+    monkeypatch.setitem(sys.modules, "resource", None)  # "import resource" raises ImportError
+    assert cli.raise_fd_limit() is None

@@ -46,7 +46,15 @@ Two workloads, with 10 senders (every client in a smaller room):
 ``--idle K`` adds K connections to the web port that never send a byte (a
 browser's pre-connect looks like this): the server watches them, but they are
 not in the room, so they receive nothing. That is the case where select and
-poll pay for every idle connection on every call and epoll does not.
+poll pay for every idle connection on every call and epoll does not. They are
+opened without blocking, from as many loopback source addresses (127.0.0.2,
+127.0.0.3, ...) as the ephemeral port range requires (``chatlab.measure.crowd``),
+and checked again after the windows: an idle connection the server closed is
+counted and named. Every connection is an fd in the bench and one in the
+server: before anything starts, the bench raises its ``RLIMIT_NOFILE``
+(``chatlab.sockets.raise_fd_limit``) and gives each server it starts as many
+(``prlimit``), or stops with one line saying which limit is too low and how to
+lift it.
 
 The load generator (``chatlab.bench.swarm``) is one epoll loop over
 non-blocking sockets, cheap per line: receivers count lines with

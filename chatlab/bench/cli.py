@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from chatlab.bench.plan import SETUP_BUDGET, Plan, run_with_bar, sweep_plans
+from chatlab.bench.plan import SETUP_BUDGET, Plan, make_room_for, run_with_bar, sweep_plans
 from chatlab.bench.plot import missing_matplotlib, plot
 from chatlab.bench.report import context, markdown_table, summary, where, write_csv, write_json
 from chatlab.bench.workload import MAX_WINDOW, SENDERS, Workload, light, pipelined
@@ -286,8 +286,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     load_before = os.getloadavg()
     started = time.perf_counter()
     try:
+        make_room_for(plans)  # before the progress bar: a limit stops the run before it starts
         points = run_with_bar(plans, options.quiet)
-    except (OSError, RuntimeError) as error:  # no server there, or it did not start
+    except (OSError, RuntimeError) as error:  # a limit, no server there, or it did not start
         print(f"chatlab.bench: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -20,14 +20,17 @@ import psutil
 from chatlab.bench.results import Growth, Point
 from chatlab.bench.swarm import Swarm
 from chatlab.launch import ServerProcess, start_server
+from chatlab.measure.crowd import give_fds
 from chatlab.measure.kernel import KernelMemory, kernel_memory
 from chatlab.measure.servers import cpu_seconds, process_memory
 from chatlab.measure.timing import percentile
+from chatlab.sockets import FdLimitError
 
 if TYPE_CHECKING:
     from chatlab.bench.plan import Plan
 
 NO_KERNEL_MEMORY = KernelMemory(0, 0, 0, 0)
+FD_MARGIN = 64  # file descriptors a process keeps beyond its connections (bench and server)
 
 
 class ServerStats:
@@ -70,6 +73,7 @@ class Contender:
     server: ServerProcess | None = None  # None for a server the bench did not start
     rss_empty: int | None = None  # server RSS before any client
     setup_s: float = 0.0  # time spent connecting its clients so far
+    idle_open_s: float = 0.0  # time to open the idle connections, until the server held them
     kernel: KernelMemory = field(default=NO_KERNEL_MEMORY)  # grown while its clients connected
     stopped: str | None = None  # why its room stopped growing
     now: Point | None = None  # its room as it is now, idle
@@ -89,10 +93,15 @@ class Contender:
         if self.web_port is None:
             raise RuntimeError("idle connections go to the web port: give --web-port")
         fds_before = self.stats.fds()
-        before = kernel_memory()
-        self.swarm.hold_idle(count, self.web_port)
+        before, start = kernel_memory(), time.perf_counter()
+        try:
+            self.swarm.hold_idle(count, self.web_port)
+        except OSError as error:  # EADDRNOTAVAIL (out of ports), EMFILE, a refusal
+            held = len(self.swarm.idle)
+            raise RuntimeError(f"idle connections: {held:,} of {count:,} opened; {error}") from None
         if fds_before is not None:
             self.stats.wait_for_fds(fds_before + count)
+        self.idle_open_s = time.perf_counter() - start
         self.kernel += kernel_memory() - before
 
     def close(self) -> None:
@@ -124,10 +133,33 @@ def open_contender(plan: Plan, variant: str) -> Contender:
         server = start_server(variant, *server_argv(plan))
         swarm = Swarm(server.host, server.port)
         contender = Contender(variant, swarm, ServerStats(server.proc.pid), server.web_port, server)
-    contender.rss_empty = contender.stats.rss()
-    if plan.idle:
-        contender.hold_idle(plan.idle)
+    try:
+        if contender.server is not None:
+            give_server_fds(contender.server, plan)
+        contender.rss_empty = contender.stats.rss()
+        if plan.idle:
+            contender.hold_idle(plan.idle)
+    except BaseException:
+        contender.close()
+        raise
     return contender
+
+
+def give_server_fds(server: ServerProcess, plan: Plan) -> None:
+    """Let the server hold every connection of the plan (``prlimit``), or say which limit stops it.
+
+    The server raises its own soft limit to its hard limit; past that, only a
+    privileged process may raise the hard limit, and ``give_fds`` does so where
+    it may.
+    """
+    needed = max(plan.ns) + plan.idle + FD_MARGIN
+    soft, hard = give_fds(server.proc.pid, needed)
+    if soft < needed:
+        raise FdLimitError(
+            f"{needed:,} file descriptors needed by the server, its RLIMIT_NOFILE is "
+            f"{soft:,} (hard {hard:,}) and the bench may not raise it; lift the hard limit "
+            f"with `ulimit -Hn {needed}` as root before starting the bench"
+        )
 
 
 def check_listening(host: str, port: int) -> None:
@@ -154,6 +186,9 @@ def idle_point(contender: Contender, n: int, growth: Growth) -> Point:
         n,
         "idle",
         idle=len(swarm.idle),
+        idle_sources=len({sock.getsockname()[0] for sock in swarm.idle}) or None,
+        idle_open_s=contender.idle_open_s if swarm.idle else None,
+        idle_lost=swarm.idle_closed() if swarm.idle else None,
         connected=len(swarm.members),
         setup_s=contender.setup_s,
         greet_p50_ms=percentile(greet, 50),

@@ -3,22 +3,20 @@
 from __future__ import annotations
 
 import itertools
-import resource
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-from chatlab.bench.contender import Contender, idle_point, open_contender
+from chatlab.bench.contender import FD_MARGIN, Contender, idle_point, open_contender
 from chatlab.bench.results import Point, RunResult, pooled, run_point
 from chatlab.bench.workload import Workload, light, pipelined
 from chatlab.measure.progress import Progress, as_callback, no_progress, progress_bar
+from chatlab.sockets import FdLimitError, raise_fd_limit
 from chatlab.variants import available_variants, is_available
 
 SWEEP_NS = (10, 100, 1_000, 5_000, 10_000)
 BLOCKING_NS = (1, 2)  # the blocking server greets one client; the second one waits
 IDLE_EXPERIMENT = (10, 990)  # clients in the room, idle connections beside it
 SETUP_BUDGET = 120.0  # seconds to grow a room to one size, for the sweep's large rooms
-FD_MARGIN = 64  # file descriptors the bench keeps for itself beyond its clients
 WALLS = {  # why a variant stops short, to go with what the bench saw
     "blocking": "it serves one client at a time; the others wait in the listen queue",
     "select": "select() cannot watch an fd of 1,024 (FD_SETSIZE) or more",
@@ -75,8 +73,7 @@ class Steps:
 
 def run_plans(plans: Sequence[Plan], progress: Progress = no_progress) -> list[Point]:
     """Every plan in turn; within a plan, the variants one by one or all together."""
-    clients = [(len(p.variants) if p.together else 1) * (max(p.ns) + p.idle) for p in plans]
-    ensure_fd_limit(max(clients) + FD_MARGIN)
+    make_room_for(plans)
     steps = Steps(progress, sum(plan.steps() for plan in plans))
     points: list[Point] = []
     for plan in plans:
@@ -160,23 +157,38 @@ def take_turns(
             run = contender.swarm.run(workload, next(run_ids), contender.stats)
             runs[contender.variant].append(run)
     return [
-        run_point(c.now, workloads[c.variant], pooled(runs[c.variant]))
+        idle_checked(run_point(c.now, workloads[c.variant], pooled(runs[c.variant])), c)
         for c in contenders
         if c.now is not None
     ]
 
 
-def ensure_fd_limit(needed: int) -> None:
-    """Raise the soft RLIMIT_NOFILE to the hard limit; warn if even that is too few."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    if needed > hard:
-        print(
-            f"chatlab.bench: {needed} file descriptors needed, the hard limit is {hard}; "
-            "the largest rooms will stop short (raise it with ulimit -Hn)",
-            file=sys.stderr,
-        )
+def idle_checked(point: Point, contender: Contender) -> Point:
+    """The point, with how many idle connections are gone now that the room has talked."""
+    if contender.swarm.idle:
+        point.idle_lost = contender.swarm.idle_closed()
+        if point.idle_lost:
+            gone = f"the server closed {point.idle_lost:,} of the {point.idle:,} idle connections"
+            point.note = "; ".join(filter(None, [point.note, gone]))
+    return point
+
+
+def fds_needed(plans: Sequence[Plan]) -> int:
+    """The most fds the bench holds at once: a client end of every connection of a group."""
+    groups = [(len(p.variants) if p.together else 1) * (max(p.ns) + p.idle) for p in plans]
+    return max(groups) + FD_MARGIN
+
+
+def make_room_for(plans: Sequence[Plan]) -> None:
+    """Raise this process's fd limit for the plans, before anything starts.
+
+    Raises ``FdLimitError`` naming the limit that stops it and how to lift it:
+    a bench that cannot hold its connections would only stop half-way.
+    """
+    try:
+        raise_fd_limit(fds_needed(plans))
+    except FdLimitError as error:
+        raise FdLimitError(f"the bench holds one end of every connection: {error}") from None
 
 
 def sweep_plans(

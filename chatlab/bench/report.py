@@ -158,6 +158,11 @@ def summary(points: Sequence[Point], about: dict[str, Any], wide: bool = False) 
     """The table, the kit's claims as measured, and where they were measured."""
     found = comparisons(points)
     lines = [table(points, wide), ""]
+    beside = [idle_line(point) for point in points if point.idle and point.workload != "idle"]
+    if beside:
+        lines.append("Idle connections beside the room:")
+        lines += [_wrapped(line, "  ", wide) for line in beside]
+        lines.append("")
     if found:
         lines.append("The kit's claims, as measured:")
         lines += [_wrapped(line, "  ", wide) for line in found]
@@ -171,6 +176,27 @@ def summary(points: Sequence[Point], about: dict[str, Any], wide: bool = False) 
         )
     )
     return "\n".join(lines)
+
+
+def idle_line(point: Point) -> str:
+    """What the idle connections cost, user space and kernel apart, and whether all stayed open."""
+
+    def kib(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1f} KiB"
+
+    sources = point.idle_sources or 0
+    lost = f"{point.idle_lost:,} closed by the server" if point.idle_lost else "none closed"
+    opened = "-" if point.idle_open_s is None else f"{point.idle_open_s:.1f} s"
+    p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.2f} ms"
+    cpu = "-" if point.cpu_us_per_line is None else f"{point.cpu_us_per_line:.1f} µs"
+    return (
+        f"{point.variant}, {point.connected:,} in the room ({point.workload}) beside "
+        f"{point.idle:,} idle connections from {sources} source address"
+        f"{'es' if sources != 1 else ''}, opened in {opened}, {lost}: p99 {p99}, server CPU "
+        f"{cpu} per line; per connection, server RSS {kib(point.rss_per_conn_kib)} (user "
+        f"space), kernel Slab {kib(point.slab_per_conn_kib)} and TCP buffers "
+        f"{kib(point.tcp_buffers_per_conn_kib)} (/proc/net/sockstat mem; machine-wide, both ends)"
+    )
 
 
 def _wrapped(text: str, indent: str, wide: bool) -> str:

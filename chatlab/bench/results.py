@@ -18,6 +18,9 @@ class Point:
     n: int  # clients asked for
     workload: str  # "idle" for a room measured before (or instead of) any traffic
     idle: int = 0  # connections beside the room: open, silent, not members
+    idle_sources: int | None = None  # loopback addresses they came from (4-tuples: ports each)
+    idle_open_s: float | None = None  # time to open them, until the server held them all
+    idle_lost: int | None = None  # of them, closed (or answered) by the server when measured
     connected: int = 0  # clients in the room when measured
     senders: int | None = None
     rate: float | None = None  # lines/s per sender (0: pipelined)

@@ -23,6 +23,7 @@ import psutil
 
 from chatlab.bench.results import Growth, RunResult
 from chatlab.bench.workload import Workload
+from chatlab.measure.crowd import grow_idle
 
 if TYPE_CHECKING:
     from chatlab.bench.contender import ServerStats
@@ -163,9 +164,29 @@ class Swarm:
             pass
 
     def hold_idle(self, count: int, port: int) -> None:
-        """Open ``count`` connections to ``port`` that will never send a byte."""
-        while len(self.idle) < count:
-            self.idle.append(socket.create_connection((self.address[0], port), timeout=10))
+        """Open connections to ``port`` that will never send a byte, until ``count`` are open.
+
+        ``grow_idle`` opens them without blocking, from as many loopback source
+        addresses (127.0.0.1, 127.0.0.2, ...) as the ephemeral port range
+        requires: past about 28,000 connections to one address and port, one
+        source address has no port left. A server elsewhere is reached from the
+        address the system chooses.
+        """
+        sources = None if self.address[0].startswith("127.") else []
+        grow_idle(self.idle, count, (self.address[0], port), sources)
+
+    def idle_closed(self) -> int:
+        """How many idle connections the server has closed, reset or sent something to."""
+        closed = 0
+        for sock in self.idle:
+            try:
+                sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except BlockingIOError:  # nothing to read: open and silent, as it should be
+                continue
+            except OSError:
+                pass
+            closed += 1
+        return closed
 
     # -- the event loop --------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ import resource
 import socket
 from collections.abc import Iterator
 
+from chatlab.sockets import raise_fd_limit
+
 FD_SETSIZE = 1024  # glibc's fixed size of an fd_set, in bits
 
 
@@ -38,23 +40,17 @@ def fd_limits() -> tuple[int, int]:
 
 @contextlib.contextmanager
 def raised_fd_limit(want: int | None = None) -> Iterator[int]:
-    """Raise the soft fd limit (to ``want``, or to the hard limit) and restore it afterwards.
+    """Room for ``want`` fds (``chatlab.sockets.raise_fd_limit``), the limits restored afterwards.
 
-    Yields the soft limit in force. An unprivileged process may raise its soft
-    limit up to the hard one, never beyond; ``want=None`` takes all of it.
+    Yields the soft limit in force: the hard limit, or ``want`` where the
+    hard limit had to be raised to it (which only a privileged process may:
+    otherwise ``FdLimitError`` says which limit stops it and how to lift it).
     """
     soft, hard = fd_limits()
-    new = hard if want is None else want
-    if hard != resource.RLIM_INFINITY:
-        new = min(new, hard)
-    raised = new > soft
-    if raised:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
     try:
-        yield max(new, soft)
+        yield raise_fd_limit(0 if want is None else want)
     finally:
-        if raised:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def open_fds() -> list[int]:
