@@ -4,7 +4,7 @@ select, poll and epoll answer "which sockets are ready?" and leave one ``recv``
 or ``send`` syscall per socket to us. io_uring answers "which of my operations
 finished?": we put operations (accept, recv, send) in a submission queue the
 kernel shares with us, submit them all with one ``io_uring_enter``, and read
-their results from a completion queue. Linux 6.0+ only, through the optional
+their results from a completion queue. Linux 5.19+ only, through the optional
 ``liburing`` package (``pip install liburing``); ``unavailable_reason`` says
 why when it cannot run here.
 
@@ -40,6 +40,13 @@ Facts about completion that this loop relies on:
   last one arrives at once whether or not anyone is connecting, so re-arming the
   accept would spin: we refuse who is waiting, then wait for the listener to be
   readable (a one-shot poll) before accepting again.
+- Accepts are one-shot too, one per listener in flight. A multishot accept
+  reads the fd limit (RLIMIT_NOFILE) once, when it is submitted
+  (``io_accept_prep`` in the kernel's io_uring/net.c), and goes on accepting
+  past a limit lowered since. When an accept completes, whoever else is
+  waiting is accepted at once, the readiness way (``accept_from``, up to
+  ``ACCEPT_BATCH``): a crowd then joins in a few turns, not one turn each, and
+  the "joined" notices of a turn reach each member in one send.
 - The binding holds the GIL while it waits, which would freeze the log writer
   thread, so the wait itself is a plain ``io_uring_enter`` through ctypes,
   which releases the GIL. A signal ends it through the ring: the waker socket's
@@ -210,6 +217,7 @@ class UringServer(EventLoopServer):
         self.accepting.discard(fd)
         if result >= 0:
             self.add_peer(socket.socket(fileno=result), self.listeners[fd].protocol)
+            self.accept_from(self.listeners[fd])  # and the rest of a crowd, in this turn
         elif result in (-errno.EMFILE, -errno.ENFILE):
             self.accept_from(self.listeners[fd])  # refuse who is waiting through the spare fd
             self.arm_poll(fd)

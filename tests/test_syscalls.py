@@ -12,6 +12,7 @@ from chatlab.measure.syscalls import (
     SyscallCount,
     Workload,
     count_syscalls,
+    cpu_per_line_table,
     parse_strace_summary,
     process_cpu_clock,
     strace_available,
@@ -71,6 +72,15 @@ def test_the_process_cpu_clock_reads_our_own_cpu_time() -> None:
     sum(range(200_000))
     ours, seen = time.process_time_ns(), time.clock_gettime_ns(clock)
     assert abs(seen - ours) < 5_000_000  # the same clock, read a moment apart
+
+
+def test_cpu_per_line_is_sampled_once_per_round_for_each_variant() -> None:
+    small = Workload(clients=10, senders=2, lines=20)
+    samples = cpu_per_line_table(["epoll", "select"], small, rounds=2)
+    assert sorted(samples) == ["epoll", "select"]
+    for values in samples.values():
+        assert len(values) == 2
+        assert all(0 < value < 1000 for value in values)  # µs of server CPU per delivered line
 
 
 needs_strace = pytest.mark.skipif(not strace_available(), reason="strace is not installed")

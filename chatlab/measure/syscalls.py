@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import selectors
 import shutil
 import signal
@@ -196,6 +197,30 @@ def server_cpu_per_line(
         deliveries = relay(clients, workload, timeout_s)
         spent_ns = time.clock_gettime_ns(clock) - before
     return spent_ns / deliveries / 1e3
+
+
+def cpu_per_line_table(
+    variants: Sequence[str],
+    workload: Workload | None = None,
+    *,
+    rounds: int = 3,
+    seed: int = 0,
+    progress: Progress = no_progress,
+) -> dict[str, list[float]]:
+    """``server_cpu_per_line`` for each variant, ``rounds`` times, in a shuffled order each round.
+
+    Taking turns spreads a slow spell on a shared machine over every variant
+    alike; read the median of each list.
+    """
+    rng = random.Random(seed)
+    samples: dict[str, list[float]] = {variant: [] for variant in variants}
+    order = list(variants)
+    for done in range(1, rounds + 1):
+        rng.shuffle(order)
+        for variant in order:
+            samples[variant].append(server_cpu_per_line(variant, workload))
+        progress(done, rounds)
+    return samples
 
 
 @contextlib.contextmanager
