@@ -60,7 +60,7 @@ class Workload:
 
     clients: int = 100
     senders: int = 10
-    lines: int = 2000
+    lines: int = 500
     window: int = 4
 
     @property
@@ -174,7 +174,7 @@ def _tracer(pid: int, tid: str) -> int:
 
 
 def count_syscalls(
-    variant: str, workload: Workload | None = None, timeout_s: float = 120.0
+    variant: str, workload: Workload | None = None, timeout_s: float = 300.0
 ) -> SyscallCount:
     """Run ``workload`` against ``variant`` with strace attached; count what it took."""
     workload = workload or default_workload()
@@ -187,7 +187,7 @@ def count_syscalls(
 
 
 def server_cpu_per_line(
-    variant: str, workload: Workload | None = None, timeout_s: float = 120.0
+    variant: str, workload: Workload | None = None, timeout_s: float = 300.0
 ) -> float:
     """The server's CPU time (user + system, all threads) per delivered line, in µs, untraced."""
     workload = workload or default_workload()
