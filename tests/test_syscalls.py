@@ -7,6 +7,7 @@ import time
 
 import pytest
 
+from chatlab.measure import syscalls
 from chatlab.measure.syscalls import (
     QUICK,
     SyscallCount,
@@ -15,7 +16,7 @@ from chatlab.measure.syscalls import (
     cpu_per_line_table,
     parse_strace_summary,
     process_cpu_clock,
-    strace_available,
+    why_no_strace,
 )
 from chatlab.variants import is_available
 
@@ -83,7 +84,33 @@ def test_cpu_per_line_is_sampled_once_per_round_for_each_variant() -> None:
         assert all(0 < value < 1000 for value in values)  # µs of server CPU per delivered line
 
 
-needs_strace = pytest.mark.skipif(not strace_available(), reason="strace is not installed")
+@pytest.mark.parametrize(
+    ("scope", "euid", "expected"),
+    [
+        (None, 1000, None),  # no Yama
+        ("0", 1000, None),
+        ("1", 0, None),  # root may attach to any process
+        ("1", 1000, "kernel.yama.ptrace_scope = 1 lets strace attach only to its own children"),
+        ("2", 1000, "kernel.yama.ptrace_scope = 2"),
+        ("3", 0, "ptrace is switched off on this machine"),
+    ],
+)
+def test_why_strace_cannot_attach_is_named(
+    scope: str | None, euid: int, expected: str | None, tmp_path, monkeypatch
+) -> None:
+    yama = tmp_path / "ptrace_scope"
+    if scope is not None:
+        yama.write_text(scope + "\n")
+    monkeypatch.setattr(syscalls, "YAMA_PTRACE_SCOPE", str(yama))
+    monkeypatch.setattr(syscalls.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(syscalls.os, "geteuid", lambda: euid)
+    reason = why_no_strace()
+    assert reason is None if expected is None else expected in reason
+    monkeypatch.setattr(syscalls.shutil, "which", lambda name: None)
+    assert why_no_strace() == "strace is not installed (apt install strace)"
+
+
+needs_strace = pytest.mark.skipif(why_no_strace() is not None, reason=str(why_no_strace()))
 
 
 @needs_strace

@@ -52,6 +52,7 @@ IO_CALLS = frozenset(
     | {"write", "writev"}
 )
 GROUPS = ("wait", "io", "epoll_ctl", "futex", "total")
+YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"  # Documentation/admin-guide/LSM/Yama.rst
 
 
 @dataclass(frozen=True)
@@ -119,8 +120,22 @@ def parse_strace_summary(text: str) -> dict[str, int]:
     return calls
 
 
-def strace_available() -> bool:
-    return shutil.which("strace") is not None
+def why_no_strace() -> str | None:
+    """Why strace cannot attach to a running server here, in one line; None if it can."""
+    if shutil.which("strace") is None:
+        return "strace is not installed (apt install strace)"
+    try:
+        scope = int(Path(YAMA_PTRACE_SCOPE).read_text())
+    except (OSError, ValueError):
+        scope = 0  # no Yama: the usual ptrace permission checks only
+    if scope == 3:
+        return "ptrace is switched off on this machine (kernel.yama.ptrace_scope = 3)"
+    if scope > 0 and os.geteuid() != 0:
+        return (
+            f"kernel.yama.ptrace_scope = {scope} lets strace attach only to its own children:"
+            " run as root, or set it to 0"
+        )
+    return None
 
 
 @contextlib.contextmanager
