@@ -12,6 +12,7 @@ from chatlab.measure.syscalls import (
     QUICK,
     SyscallCount,
     Workload,
+    compare_rounds,
     count_syscalls,
     cpu_per_line_table,
     parse_strace_summary,
@@ -108,6 +109,13 @@ def test_why_strace_cannot_attach_is_named(
     assert reason is None if expected is None else expected in reason
     monkeypatch.setattr(syscalls.shutil, "which", lambda name: None)
     assert why_no_strace() == "strace is not installed (apt install strace)"
+
+
+def test_rounds_are_compared_by_their_whole_spread() -> None:
+    assert compare_rounds([0.6, 0.7, 0.65], [0.8, 0.9, 0.75]) == "less"
+    assert compare_rounds([1.1, 1.0], [0.9, 0.95]) == "more"
+    assert compare_rounds([0.8, 1.1, 1.04], [0.76, 0.98, 0.94]) == "overlap"  # medians differ
+    assert compare_rounds([1.0], [1.0]) == "overlap"
 
 
 needs_strace = pytest.mark.skipif(why_no_strace() is not None, reason=str(why_no_strace()))

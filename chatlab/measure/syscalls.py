@@ -238,6 +238,19 @@ def cpu_per_line_table(
     return samples
 
 
+def compare_rounds(ours: Sequence[float], theirs: Sequence[float]) -> str:
+    """"less" or "more" if every round of ``ours`` is below or above every round of ``theirs``.
+
+    Otherwise "overlap": on a shared machine, a difference smaller than the
+    spread between rounds is no difference we can claim.
+    """
+    if max(ours) < min(theirs):
+        return "less"
+    if min(ours) > max(theirs):
+        return "more"
+    return "overlap"
+
+
 @contextlib.contextmanager
 def joined_room(
     variant: str, workload: Workload
