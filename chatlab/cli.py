@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from chatlab.room import Room
-from chatlab.variants import available_variants, is_available
+from chatlab.variants import NOT_HERE, available_variants, is_available, unavailable_reason
 
 log = logging.getLogger("chatlab")
 
@@ -104,8 +104,10 @@ def serve(server_class: ServerClass, argv: list[str] | None = None) -> int:
     options = parse_args(variant, sys.modules[server_class.__module__].__doc__, argv)
     if not is_available(variant):
         others = ", ".join(available_variants())
+        why = unavailable_reason(variant)
+        detail = f": {why}" if why not in (None, NOT_HERE) else ""
         print(
-            f"chatlab: {variant} is not available on this platform; use one of: {others}",
+            f"chatlab: {variant} is not available on this platform{detail}; use one of: {others}",
             file=sys.stderr,
         )
         return 2

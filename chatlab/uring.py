@@ -58,7 +58,6 @@ from __future__ import annotations
 import ctypes
 import errno
 import functools
-import importlib.util
 import logging
 import os
 import platform
@@ -392,7 +391,7 @@ def unavailable_reason() -> str | None:
         sys.platform,
         platform.release(),
         _read_disabled_sysctl(),
-        importlib.util.find_spec("liburing") is not None,
+        liburing is not None,
         _try_setup,
     )
 

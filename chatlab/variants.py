@@ -20,6 +20,7 @@ SERVER_CLASSES = {
     "uvloop": "UvloopServer",
 }
 VARIANTS = tuple(SERVER_CLASSES)
+NOT_HERE = "not available on this platform"  # the reason, unless a variant knows a better one
 
 
 def is_available(variant: str) -> bool:
@@ -42,7 +43,7 @@ def unavailable_reason(variant: str) -> str | None:
         from chatlab.uring import unavailable_reason as uring_reason  # probes the kernel
 
         return uring_reason()
-    return None if is_available(variant) else "not available on this platform"
+    return None if is_available(variant) else NOT_HERE
 
 
 def available_variants() -> list[str]:

@@ -15,7 +15,7 @@ import pytest
 
 import chatlab.__main__ as main
 from chatlab import uring, variants
-from chatlab.cli import Listener
+from chatlab.cli import Listener, serve
 from chatlab.room import Room
 
 FACTS = {  # a machine where everything is fine
@@ -77,6 +77,17 @@ def test_list_shows_why_uring_cannot_run(
     main.list_variants()
     line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("uring"))
     assert line.endswith("io_uring is Linux only (this is x)")
+
+
+def test_starting_it_where_it_cannot_run_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(uring, "unavailable_reason", lambda: "io_uring is Linux only (this is x)")
+    assert serve(uring.UringServer, ["--port", "0"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "chatlab: uring is not available on this platform: io_uring is Linux only (this is x); "
+        "use one of: "
+    )
 
 
 def test_the_probe_agrees_with_the_kernel() -> None:
