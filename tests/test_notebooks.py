@@ -267,7 +267,7 @@ def _check_readiness_to_completion(r: dict[str, Any]) -> None:
     assert max(loops) < 1.5 * min(loops)  # the readiness loops make the same calls
     assert per_line["epoll"]["io"] < 1  # a send carries several lines
     assert per_line["threaded"]["total"] > 5 * per_line["epoll"]["total"]
-    assert per_line["threaded"]["futex"] > per_line["threaded"]["io"]  # threads queue for the GIL
+    assert per_line["threaded"]["futex"] > per_line["threaded"]["io"]  # threads wait on each other
     if is_available("uring"):
         assert per_line["uring"]["io"] == 0  # its recvs and sends happen inside io_uring_enter
         assert 0 < per_line["uring"]["total"] < per_line["epoll"]["total"] / 5

@@ -11,7 +11,7 @@ line in a room of 100 is 99 deliveries) and group the calls:
   and waits);
 - **io**: the reads and writes of bytes (recv, send and their relatives);
 - **epoll_ctl**: changes to what epoll watches;
-- **futex**: threads waiting for each other, the GIL above all;
+- **futex**: threads waiting for each other (for the GIL, for a lock);
 - **total**: every syscall, these and all others.
 
 strace stops the server at every syscall, so the server runs many times
