@@ -9,13 +9,13 @@ from __future__ import annotations
 import sys
 
 from chatlab.cli import make_parser, run
-from chatlab.variants import VARIANTS, best_variant, is_available, server_class
+from chatlab.variants import VARIANTS, best_variant, server_class, unavailable_reason
 
 
 def list_variants() -> None:
     best = best_variant()
     for variant in VARIANTS:
-        status = "available" if is_available(variant) else "not available on this platform"
+        status = unavailable_reason(variant) or "available"
         marker = "  (what python -m chatlab runs)" if variant == best else ""
         print(f"{variant:10} python -m chatlab.{variant:10} {status}{marker}")
 

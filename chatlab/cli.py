@@ -28,7 +28,7 @@ from typing import Protocol
 
 from chatlab.hosts import HostPort, allowed_hosts, parse_host_port, url_host
 from chatlab.room import Room
-from chatlab.variants import available_variants, is_available
+from chatlab.variants import NOT_HERE, available_variants, is_available, unavailable_reason
 
 log = logging.getLogger("chatlab")
 
@@ -127,8 +127,10 @@ def run(server_class: ServerClass, options: argparse.Namespace) -> int:
     variant = server_class.name
     if not is_available(variant):
         others = ", ".join(available_variants())
+        why = unavailable_reason(variant)
+        detail = f": {why}" if why not in (None, NOT_HERE) else ""
         print(
-            f"chatlab: {variant} is not available on this platform; use one of: {others}",
+            f"chatlab: {variant} is not available on this platform{detail}; use one of: {others}",
             file=sys.stderr,
         )
         return 2

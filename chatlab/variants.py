@@ -15,10 +15,12 @@ SERVER_CLASSES = {
     "select": "SelectServer",
     "poll": "PollServer",
     "epoll": "EpollServer",
+    "uring": "UringServer",  # completion instead of readiness: hand the kernel the I/O itself
     "asyncio": "AsyncioServer",  # the baselines the benchmark measures the kit against
     "uvloop": "UvloopServer",
 }
 VARIANTS = tuple(SERVER_CLASSES)
+NOT_HERE = "not available on this platform"  # the reason, unless a variant knows a better one
 
 
 def is_available(variant: str) -> bool:
@@ -28,9 +30,20 @@ def is_available(variant: str) -> bool:
     if variant == "poll":
         # Windows has no poll(); macOS has one, which CPython exposes.
         return hasattr(select, "poll") and sys.platform != "win32"
+    if variant == "uring":
+        return unavailable_reason(variant) is None
     if variant == "uvloop":
         return importlib.util.find_spec("uvloop") is not None  # an optional dependency
     return variant in SERVER_CLASSES
+
+
+def unavailable_reason(variant: str) -> str | None:
+    """Why ``variant`` cannot run here, in a few words; None if it can."""
+    if variant == "uring":
+        from chatlab.uring import unavailable_reason as uring_reason  # probes the kernel
+
+        return uring_reason()
+    return None if is_available(variant) else NOT_HERE
 
 
 def available_variants() -> list[str]:

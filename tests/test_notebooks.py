@@ -25,6 +25,7 @@ import pytest
 from nbclient import NotebookClient
 
 from chatlab.measure import quick_mode
+from chatlab.variants import is_available, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK_DIR = ROOT / "notebooks"
@@ -34,6 +35,7 @@ NOTEBOOKS = [
     "03-the-1024-wall",
     "04-poll-and-epoll",
     "05-servers-under-load",
+    "06-readiness-to-completion",
     "07-many-connections-many-cores",
 ]
 QUICK = os.environ.get("CHATLAB_QUICK", "1")
@@ -60,7 +62,7 @@ def _figure_cells(nb: nbformat.NotebookNode) -> list[tuple[str, Any]]:
 # -- what is committed ---------------------------------------------------------------
 
 
-def test_the_five_notebooks_are_there_and_nothing_else() -> None:
+def test_the_notebooks_are_there_and_nothing_else() -> None:
     assert sorted(p.stem for p in NOTEBOOK_DIR.glob("*.ipynb")) == NOTEBOOKS
 
 
@@ -267,6 +269,25 @@ def _check_bench_sweep(points: list[dict[str, Any]]) -> None:
     assert {"select", "poll", "epoll"} <= beside_idle
 
 
+def _check_readiness_to_completion(r: dict[str, Any]) -> None:
+    assert r["selector_class"] == "EpollSelector"  # asyncio's default loop, on Linux
+    counts = r["counts"]
+    for variant, count in counts.items():
+        assert count["deliveries"] == r["workload"]["deliveries"] > 0, variant  # nothing lost
+    per_line = {variant: count["per_line"] for variant, count in counts.items()}
+    assert counts["asyncio"]["calls"].get("epoll_wait", 0) > 0  # it waits as chatlab.epoll does
+    loops = [per_line[variant]["total"] for variant in ("select", "poll", "epoll")]
+    assert max(loops) < 1.5 * min(loops)  # the readiness loops make the same calls
+    assert per_line["epoll"]["io"] < 1  # a send carries several lines
+    assert per_line["threaded"]["total"] > 5 * per_line["epoll"]["total"]
+    assert per_line["threaded"]["futex"] > per_line["threaded"]["io"]  # threads wait on each other
+    assert is_available("uring"), unavailable_reason("uring")  # CI installs liburing: no skipping
+    assert per_line["uring"]["io"] == 0  # its recvs and sends happen inside io_uring_enter
+    assert 0 < per_line["uring"]["total"] < per_line["epoll"]["total"] / 5
+    assert all(us > 0 for us in r["cpu_us_per_line"]["uring"])
+    assert len(r["findings"]) >= 2
+
+
 def _check_many_connections(r: dict[str, Any]) -> None:
     herd = r["herd"]
     for k in r["herd_ks"]:
@@ -320,5 +341,6 @@ CHECKS: dict[str, Callable[[dict[str, Any]], None]] = {
     "03-the-1024-wall": _check_the_wall,
     "04-poll-and-epoll": _check_poll_epoll,
     "05-servers-under-load": _check_under_load,
+    "06-readiness-to-completion": _check_readiness_to_completion,
     "07-many-connections-many-cores": _check_many_connections,
 }

@@ -1,0 +1,171 @@
+"""The uring variant's own parts: why it may not run, and what it does with operations in flight.
+
+The chat behaviour itself is the conformance suite's (every available variant
+runs it); here are the facts only io_uring has.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+import threading
+import time
+
+import pytest
+
+import chatlab.__main__ as main
+from chatlab import uring, variants
+from chatlab.cli import Listener, serve
+from chatlab.room import Room
+
+FACTS = {  # a machine where everything is fine
+    "platform_name": "linux",
+    "release": "6.8.0-45-generic",
+    "disabled": 0,
+    "have_package": True,
+    "setup": lambda: 0,
+}
+
+
+@pytest.mark.parametrize(
+    ("changed", "expected"),
+    [
+        ({}, None),
+        ({"disabled": None}, None),  # kernels before 6.6 have no such sysctl
+        ({"platform_name": "darwin"}, "io_uring is Linux only (this is darwin)"),
+        ({"release": "5.15.0-91-generic"}, "needs Linux 5.19+ (this kernel is 5.15.0-91-generic)"),
+        ({"disabled": 2}, "disabled on this machine (sysctl kernel.io_uring_disabled = 2)"),
+        ({"have_package": False}, "the liburing package is not installed (pip install liburing)"),
+        ({"setup": lambda: errno.EPERM}, "refused (EPERM): a seccomp filter"),
+        ({"setup": lambda: errno.EPERM, "disabled": 1}, "restricted to the group"),
+        ({"setup": lambda: errno.ENOSYS}, "does not exist here (ENOSYS)"),
+        ({"setup": lambda: errno.ENOMEM}, "io_uring_setup failed: Cannot allocate memory"),
+    ],
+)
+def test_each_reason_is_named(changed: dict, expected: str | None) -> None:
+    reason = uring.reason_from(**{**FACTS, **changed})
+    if expected is None:
+        assert reason is None
+    else:
+        assert reason is not None and expected in reason
+
+
+def test_the_cheap_checks_come_before_the_probe() -> None:
+    """No ring is created where the answer is already known."""
+
+    def setup() -> int:
+        raise AssertionError("probed")
+
+    for changed in ({"platform_name": "win32"}, {"release": "5.4.0"}, {"have_package": False}):
+        assert uring.reason_from(**{**FACTS, **changed, "setup": setup})
+
+
+@pytest.mark.parametrize(
+    ("release", "version"),
+    [("6.18.44-fc-v857", (6, 18)), ("5.19.0", (5, 19)), ("6.1", (6, 1)), ("4.19.0-rc1", (4, 19))],
+)
+def test_kernel_releases_are_read_as_major_minor(release: str, version: tuple[int, int]) -> None:
+    assert uring._version(release) == version
+
+
+def test_list_shows_why_uring_cannot_run(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(uring, "unavailable_reason", lambda: "io_uring is Linux only (this is x)")
+    assert not variants.is_available("uring")
+    assert "uring" not in variants.available_variants()
+    main.list_variants()
+    line = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("uring"))
+    assert line.endswith("io_uring is Linux only (this is x)")
+
+
+def test_starting_it_where_it_cannot_run_says_why(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(uring, "unavailable_reason", lambda: "io_uring is Linux only (this is x)")
+    assert serve(uring.UringServer, ["--port", "0"]) == 2
+    assert capsys.readouterr().err.startswith(
+        "chatlab: uring is not available on this platform: io_uring is Linux only (this is x); "
+        "use one of: "
+    )
+
+
+def test_the_probe_agrees_with_the_kernel() -> None:
+    """Here, the reason is None exactly when a ring can be set up."""
+    reason = uring.unavailable_reason()
+    if uring.liburing is None:
+        assert reason is not None
+    else:
+        assert (reason is None) == (uring._try_setup() == 0)
+
+
+needs_uring = pytest.mark.skipif(
+    not variants.is_available("uring"), reason=str(uring.unavailable_reason())
+)
+
+
+@pytest.fixture
+def server() -> UringServer:  # noqa: F821 (only defined where liburing is)
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.setblocking(False)
+    server = uring.UringServer([Listener(listener, "line")], Room())
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+        thread.join(10)
+        assert not thread.is_alive(), "the loop did not stop"
+
+
+def _wait_for(predicate, timeout: float = 5.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@needs_uring
+def test_a_peer_dropped_with_a_send_in_flight_is_closed_after_its_completion(server) -> None:
+    """The socket of a slow consumer stays open until the cancelled send has completed.
+
+    Closed at once, its fd could go to the next connection while the kernel
+    still owes a completion for it, and that completion would be taken for the
+    new connection's.
+    """
+    port = next(iter(server.listeners.values())).sock.getsockname()[1]
+    deaf = socket.socket()
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    deaf.connect(("127.0.0.1", port))
+    talker = socket.create_connection(("127.0.0.1", port))
+    assert _wait_for(lambda: len(server.peers) == 2)
+    deaf_fd = min(server.peers)
+    sending_when = {}  # "dropped" / "closed" -> was a send to the deaf peer in flight then?
+    original_close, original_drop = uring.close_gently, server.drop
+
+    def spy_close(sock: socket.socket) -> None:
+        if sock.fileno() == deaf_fd:
+            sending_when["closed"] = deaf_fd in server.sending
+        original_close(sock)
+
+    def spy_drop(fd: int, reason: str) -> None:
+        if fd == deaf_fd:
+            sending_when["dropped"] = deaf_fd in server.sending
+        original_drop(fd, reason)
+
+    uring.close_gently, server.drop = spy_close, spy_drop
+    try:
+        for _ in range(5000):  # up to 15 MB: past the bound and what the kernel buffers
+            talker.sendall(b"x" * 3000 + b"\n")
+            if deaf_fd not in server.peers:
+                break
+        assert _wait_for(lambda: deaf_fd not in server.peers), "the deaf peer was never dropped"
+        assert _wait_for(lambda: deaf_fd not in server.retired), "its socket was never closed"
+    finally:
+        uring.close_gently = original_close
+        deaf.close()
+        talker.close()
+    assert sending_when == {"dropped": True, "closed": False}
