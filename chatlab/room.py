@@ -14,18 +14,17 @@ does the I/O; the room decides what the I/O should be. That split is why the
 room is tested without a network and why five very different loops behave the
 same way on the wire.
 
-How a connection's bytes become lines, and lines become bytes, is its ``Codec``:
-``LineCodec`` for the newline protocol (nc, telnet, the bundled client).
+How a connection's bytes become lines, and lines become bytes, is its ``Codec``
+(``chatlab.codec``), which the loop hands over with the connection: the room
+knows the ``Codec`` protocol, never a codec by name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
 
-from chatlab.framing import LINE_TOO_LONG, LineBuffer
-from chatlab.hosts import HostPort
-from chatlab.text import decode, is_valid_nick, sanitize
+from chatlab.codec import Codec, Event, Hangup, Join, Line, LineCodec, Reply, TooLong
+from chatlab.text import is_valid_nick, sanitize
 
 HELP = (
     "* commands:",
@@ -36,90 +35,6 @@ HELP = (
     "*   /help        this list",
     "* any other line is sent to everyone else; start it with // to send a leading /",
 )
-
-
-# Events a codec reports from the bytes it was fed.
-@dataclass(frozen=True)
-class Line:
-    """One line of text from the peer, decoded but not yet sanitized."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class TooLong:
-    """The peer sent a line over the limit; the codec has dropped it."""
-
-
-@dataclass(frozen=True)
-class Reply:
-    """Bytes for this connection alone, outside the chat (a protocol answer)."""
-
-    data: bytes
-
-
-@dataclass(frozen=True)
-class Join:
-    """The connection has become a chat member (for the line protocol: at once)."""
-
-
-@dataclass(frozen=True)
-class Hangup:
-    """The codec is done with the connection: close it once its bytes are sent."""
-
-
-Event = Line | TooLong | Reply | Join | Hangup
-
-
-class Codec(Protocol):
-    """Turns one connection's bytes into events, and room lines into bytes."""
-
-    def start(self) -> list[Event]:
-        """Events for a connection that has just been accepted."""
-        ...
-
-    def receive(self, data: bytes) -> list[Event]:
-        """Events for bytes that arrived; any split of a stream gives the same events."""
-        ...
-
-    def encode(self, line: str) -> bytes:
-        """The bytes that carry one room line (without newline) to this peer."""
-        ...
-
-    def goodbye(self) -> bytes:
-        """Bytes to send last when the server closes the connection."""
-        ...
-
-    def refuse(self, line: str) -> bytes:
-        """All a connection the server cannot take gets: ``line``, in its protocol."""
-        ...
-
-
-class LineCodec:
-    """The newline protocol: UTF-8 lines ending in ``\\n``."""
-
-    def __init__(self, max_line: int) -> None:
-        self.max_line = max_line
-        self.buffer = LineBuffer(max_line)
-
-    def start(self) -> list[Event]:
-        return [Join()]
-
-    def receive(self, data: bytes) -> list[Event]:
-        return [
-            TooLong() if line is LINE_TOO_LONG else Line(decode(line))
-            for line in self.buffer.feed(data)
-        ]
-
-    @staticmethod
-    def encode(line: str) -> bytes:
-        return line.encode("utf-8") + b"\n"
-
-    def goodbye(self) -> bytes:
-        return b""
-
-    def refuse(self, line: str) -> bytes:
-        return self.encode(line)
 
 
 @dataclass
@@ -156,8 +71,91 @@ class Connection:
     """The room's view of one connection."""
 
     codec: Codec
-    nick: str | None = None  # set while the connection is a member of the room
     closing: bool = False  # asked to close: later input is ignored
+
+
+class Members:
+    """Who is in the room: nicks by cid in order of joining, cids by nick ignoring case.
+
+    It also keeps the audiences of broadcasts, which the room asks for on every
+    line: membership changes only through ``_change``, the one place where those
+    cached audiences are dropped.
+    """
+
+    def __init__(self) -> None:
+        self.nicks: dict[int, str] = {}  # cid -> nick, in order of joining
+        self._owners: dict[str, int] = {}  # nick.lower() -> cid
+        # (exclude, everyone else) of the last broadcast; see audience_but
+        self._audience: tuple[int | None, Audience] | None = None
+
+    def __contains__(self, cid: object) -> bool:
+        return cid in self.nicks
+
+    def __len__(self) -> int:
+        return len(self.nicks)
+
+    def owner(self, nick: str) -> int | None:
+        return self._owners.get(nick.lower())
+
+    def add(self, cid: int, nick: str) -> None:
+        self._change(cid, nick)
+
+    def remove(self, cid: int) -> str | None:
+        """Forget ``cid``; its nick, or None if it was not a member."""
+        nick = self.nicks.get(cid)
+        if nick is not None:
+            self._change(cid, None)
+        return nick
+
+    def clear(self) -> None:
+        for cid in list(self.nicks):
+            self._change(cid, None)
+
+    def rename(self, cid: int, new: str) -> None:
+        """Same member, same place in the order: the audiences stay as they are."""
+        del self._owners[self.nicks[cid].lower()]
+        self._owners[new.lower()] = cid
+        self.nicks[cid] = new
+
+    def _change(self, cid: int, nick: str | None) -> None:
+        old = self.nicks.pop(cid, None)
+        if old is not None:
+            del self._owners[old.lower()]
+        if nick is not None:
+            self.nicks[cid] = nick
+            self._owners[nick.lower()] = cid
+        self._audience = None
+
+    def audience_but(self, exclude: int | None, connections: dict[int, Connection]) -> Audience:
+        """The members but ``exclude``, cached until membership changes.
+
+        Members whose codecs share their encoding are grouped by codec class, so
+        a broadcast is encoded once per group and queued as one entry; the rest
+        each get their own encoding. Reusing the same tuples also lets
+        consecutive broadcasts from one sender merge into one ``Output`` entry.
+        """
+        if self._audience is None or self._audience[0] != exclude:
+            groups: dict[type, list[int]] = {}
+            own: list[int] = []
+            for cid in self.nicks:
+                codec = connections[cid].codec
+                if cid == exclude:
+                    continue
+                elif codec.shares_encoding:
+                    groups.setdefault(type(codec), []).append(cid)
+                else:
+                    own.append(cid)
+            shared = tuple(tuple(cids) for cids in groups.values())
+            self._audience = (exclude, Audience(shared, tuple(own)))
+        return self._audience[1]
+
+
+@dataclass(frozen=True)
+class Audience:
+    """Who a broadcast goes to: groups that share one encoding, and members encoded one by one."""
+
+    shared: tuple[tuple[int, ...], ...]
+    own: tuple[int, ...]
 
 
 class Room:
@@ -168,25 +166,20 @@ class Room:
         *,
         max_line: int = 4096,
         max_clients: int | None = None,
-        web_hosts: frozenset[HostPort] = frozenset(),
     ) -> None:
         self.max_line = max_line
         self.max_clients = max_clients
-        self.web_hosts = web_hosts  # (host, port) a browser may name: see chatlab.hosts
         self.connections: dict[int, Connection] = {}
-        self.members: dict[int, str] = {}  # cid -> nick, in order of joining
-        self._nick_owner: dict[str, int] = {}  # nick.lower() -> cid
+        self.members = Members()
         self._guest_number = 0
-        # (exclude, newline members, web members) of the last broadcast; see _audience_but
-        self._audience: tuple[int | None, tuple[int, ...], tuple[int, ...]] | None = None
 
     # -- the loop's interface ------------------------------------------------
 
-    def connect(self, cid: int, protocol: str = "line") -> Output:
-        """A connection was accepted; ``protocol`` is ``"line"`` or ``"web"``."""
+    def connect(self, cid: int, codec: Codec | None = None) -> Output:
+        """A connection was accepted; it speaks ``codec`` (the newline protocol if None)."""
         if cid in self.connections:
             raise ValueError(f"connection {cid} is already open")
-        codec = self._codec_for(protocol)
+        codec = codec or LineCodec(self.max_line)
         self.connections[cid] = Connection(codec)
         return self._handle(cid, codec.start())
 
@@ -202,10 +195,8 @@ class Room:
         out = Output()
         if self.connections.pop(cid, None) is None:
             return out
-        nick = self.members.pop(cid, None)
-        self._audience = None
+        nick = self.members.remove(cid)
         if nick is not None:
-            del self._nick_owner[nick.lower()]
             self._broadcast(out, f"* {nick} left")
         return out
 
@@ -221,24 +212,13 @@ class Room:
         # Nobody is a member any more: the departures that follow announce nothing,
         # so "* server shutting down" stays every client's last line.
         self.members.clear()
-        self._audience = None
-        self._nick_owner.clear()
         return out
 
-    def refusal(self, protocol: str = "line") -> bytes:
-        """What to send a connection the loop cannot take at all (no fd it can watch)."""
-        return self._codec_for(protocol).refuse(self._full_message())
+    def refusal(self, codec: Codec | None = None) -> bytes:
+        """What to send a connection the loop cannot take at all, in its codec's protocol."""
+        return (codec or LineCodec(self.max_line)).refuse(self._full_message())
 
     # -- events ---------------------------------------------------------------
-
-    def _codec_for(self, protocol: str) -> Codec:
-        if protocol == "line":
-            return LineCodec(self.max_line)
-        if protocol == "web":
-            from chatlab.web import WebCodec  # the web page is optional: import on use
-
-            return WebCodec(self.max_line, self.web_hosts)
-        raise ValueError(f"unknown protocol {protocol!r}")
 
     def _handle(self, cid: int, events: list[Event]) -> Output:
         out = Output()
@@ -269,9 +249,7 @@ class Room:
             return
         nick = self._new_guest_nick()
         self._broadcast(out, f"* {nick} joined")
-        self.members[cid] = nick
-        self._audience = None
-        self._nick_owner[nick.lower()] = cid
+        self.members.add(cid, nick)
         self._tell(out, cid, f"* welcome to chatlab, you are {nick} (type /help for commands)")
 
     def _on_line(self, out: Output, cid: int, line: str) -> None:
@@ -286,7 +264,7 @@ class Room:
             return
         text = sanitize(line.removeprefix("/"))  # "//text" is chat starting with "/"
         if text.strip():
-            self._broadcast(out, f"<{self.members[cid]}> {text}", exclude=cid)
+            self._broadcast(out, f"<{self.members.nicks[cid]}> {text}", exclude=cid)
 
     # -- commands -------------------------------------------------------------
 
@@ -295,7 +273,7 @@ class Room:
             case "/nick":
                 self._rename(out, cid, argument)
             case "/who":
-                online = sorted(self.members.values(), key=str.lower)
+                online = sorted(self.members.nicks.values(), key=str.lower)
                 self._tell(out, cid, "* online: " + ", ".join(online))
             case "/me":
                 self._act(out, cid, sanitize(argument).strip())
@@ -310,13 +288,13 @@ class Room:
 
     def _act(self, out: Output, cid: int, action: str) -> None:
         if action:
-            self._broadcast(out, f"* {self.members[cid]} {action}", exclude=cid)
+            self._broadcast(out, f"* {self.members.nicks[cid]} {action}", exclude=cid)
         else:
             self._tell(out, cid, "! usage: /me ACTION")
 
     def _rename(self, out: Output, cid: int, new: str) -> None:
-        old = self.members[cid]
-        owner = self._nick_owner.get(new.lower())
+        old = self.members.nicks[cid]
+        owner = self.members.owner(new)
         if not new:
             self._tell(out, cid, "! usage: /nick NEW")
         elif not is_valid_nick(new):
@@ -326,9 +304,7 @@ class Room:
         elif new == old:
             self._tell(out, cid, f"* you are already {new}")
         else:
-            del self._nick_owner[old.lower()]
-            self._nick_owner[new.lower()] = cid
-            self.members[cid] = new
+            self.members.rename(cid, new)
             self._broadcast(out, f"* {old} is now known as {new}")
 
     # -- helpers --------------------------------------------------------------
@@ -337,7 +313,7 @@ class Room:
         while True:
             self._guest_number += 1
             nick = f"guest{self._guest_number}"
-            if nick not in self._nick_owner:
+            if self.members.owner(nick) is None:
                 return nick
 
     def _full_message(self) -> str:
@@ -350,24 +326,11 @@ class Room:
         out.send((cid,), self.connections[cid].codec.encode(line))
 
     def _broadcast(self, out: Output, line: str, exclude: int | None = None) -> None:
-        newline_members, web_members = self._audience_but(exclude)
-        # Every newline member gets the same bytes: encode them once, as one entry.
-        out.send(newline_members, LineCodec.encode(line))
-        for cid in web_members:  # a WebSocket frame depends on the state of its connection
+        audience = self.members.audience_but(exclude, self.connections)
+        for cids in audience.shared:  # the same bytes for the whole group: encode them once
+            out.send(cids, self.connections[cids[0]].codec.encode(line))
+        for cid in audience.own:  # e.g. a WebSocket frame, which depends on its connection
             out.send((cid,), self.connections[cid].codec.encode(line))
-
-    def _audience_but(self, exclude: int | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
-        """The members but ``exclude``: newline ones, web ones. Cached until members change.
-
-        Reusing the same tuples lets consecutive broadcasts from one sender merge
-        into one ``Output`` entry, and spares a walk over every member per line.
-        """
-        if self._audience is None or self._audience[0] != exclude:
-            others = [cid for cid in self.members if cid != exclude]
-            newline = tuple(c for c in others if type(self.connections[c].codec) is LineCodec)
-            web = tuple(c for c in others if type(self.connections[c].codec) is not LineCodec)
-            self._audience = (exclude, newline, web)
-        return self._audience[1], self._audience[2]
 
     def _close(self, out: Output, cid: int) -> None:
         conn = self.connections[cid]

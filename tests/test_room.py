@@ -9,7 +9,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from chatlab.codec import LineCodec
+from chatlab.hosts import allowed_hosts
 from chatlab.room import HELP, Output, Room
+from chatlab.web import WebCodec
 
 
 def lines(out: Output, cid: int) -> list[str]:
@@ -63,9 +66,39 @@ def test_a_connection_id_cannot_be_opened_twice() -> None:
         room.connect(1)
 
 
-def test_an_unknown_protocol_is_an_error() -> None:
-    with pytest.raises(ValueError):
-        Room().connect(1, protocol="carrier-pigeon")
+class ShoutCodec(LineCodec):
+    """A newline codec of another class: it shares its encoding, but not LineCodec's."""
+
+    @staticmethod
+    def encode(line: str) -> bytes:
+        return line.upper().encode() + b"\n"
+
+
+class PerPeerCodec(LineCodec):
+    """A newline codec that claims its encoding depends on its connection."""
+
+    shares_encoding = False
+
+
+def test_a_broadcast_is_encoded_once_per_codec_class_that_shares_its_encoding() -> None:
+    room = Room()
+    for cid in (1, 2):
+        room.connect(cid)
+    for cid in (3, 4):
+        room.connect(cid, ShoutCodec(4096))
+    out = room.receive(1, b"hi\n")
+    assert out.to(2) == b"<guest1> hi\n"
+    assert out.to(3) == out.to(4) == b"<GUEST1> HI\n"
+    assert [cids for cids, _data in out.sends] == [(2,), (3, 4)]
+
+
+def test_a_codec_that_does_not_share_its_encoding_gets_its_own_entry() -> None:
+    room = Room()
+    room.connect(1)
+    for cid in (2, 3):
+        room.connect(cid, PerPeerCodec(4096))
+    out = room.receive(1, b"hi\n")
+    assert [cids for cids, _data in out.sends] == [(2,), (3,)]
 
 
 def test_guest_numbers_skip_nicks_already_taken() -> None:
@@ -320,7 +353,8 @@ def test_refusal_is_one_line() -> None:
 def test_a_browser_is_refused_with_a_503_it_can_parse() -> None:
     browser = h11.Connection(h11.CLIENT)
     browser.send(h11.Request(method="GET", target="/", headers=[("Host", "127.0.0.1")]))
-    browser.receive_data(Room(max_clients=5).refusal("web"))
+    codec = WebCodec(4096, allowed_hosts(["127.0.0.1"], 8080))
+    browser.receive_data(Room(max_clients=5).refusal(codec))
     response, body = browser.next_event(), browser.next_event()
     assert isinstance(response, h11.Response) and response.status_code == 503
     assert bytes(body.data) == b"! server full (5 clients); try again later\n"

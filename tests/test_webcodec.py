@@ -28,8 +28,9 @@ from wsproto.events import (
     TextMessage,
 )
 
+from chatlab.codec import Hangup, Join, Line, Reply, TooLong
 from chatlab.hosts import allowed_hosts, parse_host_port, url_host
-from chatlab.room import Hangup, Join, Line, Reply, Room, TooLong
+from chatlab.room import Room
 from chatlab.web import WebCodec
 from chatlab.web.codec import CUTOFF_FACTOR, MAX_REQUEST_HEAD
 
@@ -654,9 +655,9 @@ def test_byte_by_byte_http_gives_the_same_answer() -> None:
 
 
 def test_a_browser_and_a_line_client_chat_in_one_room() -> None:
-    room, client = Room(max_line=MAX_LINE, web_hosts=HOSTS), WSConnection(ConnectionType.CLIENT)
-    room.connect(1, "line")
-    assert room.connect(2, "web").sends == []  # not a member yet
+    room, client = Room(max_line=MAX_LINE), WSConnection(ConnectionType.CLIENT)
+    room.connect(1)
+    assert room.connect(2, WebCodec(MAX_LINE, HOSTS)).sends == []  # not a member yet
     output = room.receive(2, upgrade_request(client))
     assert output.to(1) == b"* guest2 joined\n"
     frames = frames_to(client, [Reply(output.to(2))])
@@ -678,11 +679,11 @@ def test_a_browser_and_a_line_client_chat_in_one_room() -> None:
 
 def test_a_browser_beyond_max_clients_is_told_and_closed() -> None:
     room, client = (
-        Room(max_line=MAX_LINE, max_clients=1, web_hosts=HOSTS),
+        Room(max_line=MAX_LINE, max_clients=1),
         WSConnection(ConnectionType.CLIENT),
     )
-    room.connect(1, "line")
-    room.connect(2, "web")
+    room.connect(1)
+    room.connect(2, WebCodec(MAX_LINE, HOSTS))
     output = room.receive(2, upgrade_request(client))
     assert output.closes == [2]
     accept, refusal, close = frames_to(client, [Reply(output.to(2))])

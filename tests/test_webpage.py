@@ -13,8 +13,8 @@ from importlib import resources
 import h11
 import pytest
 
+from chatlab.codec import Reply
 from chatlab.hosts import allowed_hosts
-from chatlab.room import Reply
 from chatlab.web import WebCodec
 
 WEB = resources.files("chatlab.web")

@@ -52,7 +52,7 @@ from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
 from chatlab.hosts import HostPort, parse_host_port, parse_origin
-from chatlab.room import Event, Hangup, Join, Line, Reply, TooLong
+from chatlab.codec import Event, Hangup, Join, Line, Reply, TooLong
 
 MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers; beyond it, 431
 CUTOFF_FACTOR = 16  # a message over 16 x max_line bytes closes the connection (1009)
@@ -100,6 +100,8 @@ SECURITY_HEADERS = [
 
 class WebCodec:
     """The web port's protocol: serves the page, then carries room lines over a WebSocket."""
+
+    shares_encoding = False  # a frame is made by this connection's WebSocket state
 
     def __init__(self, max_line: int, hosts: frozenset[HostPort]) -> None:
         self.max_line = max_line
