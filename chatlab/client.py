@@ -19,8 +19,7 @@ import threading
 from typing import TextIO
 
 from chatlab.cli import DEFAULT_PORT, port_number
-
-RECV_SIZE = 64 * 1024
+from chatlab.sockets import RECV_SIZE
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:

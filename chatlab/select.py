@@ -18,8 +18,7 @@ import sys
 from chatlab.cli import Listener, serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
-
-FD_SETSIZE = 1024  # bits in glibc's (and macOS's) fd_set: fds 0..1023
+from chatlab.sockets import FD_SETSIZE
 
 
 class SelectServer(EventLoopServer):

@@ -13,7 +13,12 @@ log = logging.getLogger("chatlab")
 
 ACCEPT_BATCH = 64  # connections accepted per readable listener per turn
 MAX_OUTBOX = 1 << 20  # bytes queued for one client before it counts as a slow consumer
-RECV_SIZE = 64 * 1024  # bytes taken per read: one read per turn keeps clients fair
+# Bytes taken per read, by the servers and the load generator alike. One read per
+# turn keeps clients fair; not more, because CPython allocates the whole size for
+# every recv(), and past 128 KiB malloc maps and unmaps fresh pages each time.
+RECV_SIZE = 64 * 1024
+# Bits in glibc's (and macOS's) fd_set: select() can watch fds 0..1023 only.
+FD_SETSIZE = 1024
 
 
 class Waker:

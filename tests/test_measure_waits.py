@@ -7,7 +7,7 @@ import select
 
 import pytest
 
-from chatlab.measure.fds import FD_SETSIZE, SocketPool, fd_at, fd_is_open
+from chatlab.measure.fds import SocketPool, fd_at, fd_is_open
 from chatlab.measure.multiplex import (
     WAIT_S,
     LibcEpollWait,
@@ -23,6 +23,7 @@ from chatlab.measure.multiplex import (
     readiness_sweeps,
 )
 from chatlab.measure.wall import rlimit_caps_numbers
+from chatlab.sockets import FD_SETSIZE
 
 
 def test_libc_select_restores_its_set_every_call_and_sees_each_ready_socket() -> None:

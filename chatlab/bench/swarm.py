@@ -24,15 +24,13 @@ import psutil
 from chatlab.bench.results import Growth, RunResult
 from chatlab.bench.workload import Workload
 from chatlab.measure.crowd import grow_idle
+from chatlab.sockets import RECV_SIZE
 
 if TYPE_CHECKING:
     from chatlab.bench.contender import ServerStats
 
 PROBES = 8  # pipelined: clients that time the lines they receive (all of them in light runs)
 PENDING_CONNECTS = 256  # connections not yet greeted, at most (the listen backlog is 1,024)
-# Bytes read per ready socket per turn. Not more: CPython allocates the whole size for
-# every recv(), and past 128 KiB malloc maps and unmaps fresh pages each time (~15 us).
-RECV_SIZE = 64 * 1024
 POLL_INTERVAL = 0.005  # seconds: the longest the load loop sleeps between sends
 QUIET = 0.2  # seconds without a byte that mean the server has said everything
 MIN_FREE_MEMORY = 1 << 30  # bytes of machine memory the set-up leaves free

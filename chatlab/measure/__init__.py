@@ -26,7 +26,7 @@ same CPU clock (``servers.cpu_seconds``), percentile and progress bar.
 Set ``CHATLAB_QUICK=1`` for small sizes everywhere (``quick_mode()``).
 """
 
-from chatlab.measure.fds import FD_SETSIZE, SocketPool, fd_at, fd_limits, raised_fd_limit
+from chatlab.measure.fds import SocketPool, fd_at, fd_limits, raised_fd_limit
 from chatlab.measure.isolated import in_fresh_process
 from chatlab.measure.multiplex import (
     LIBC_METHODS,
@@ -53,6 +53,7 @@ from chatlab.measure.timing import (
     quick_mode,
     summarize,
 )
+from chatlab.sockets import FD_SETSIZE
 
 __all__ = [
     "FD_SETSIZE",

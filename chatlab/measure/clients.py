@@ -11,6 +11,8 @@ import contextlib
 import socket
 import time
 
+from chatlab.sockets import RECV_SIZE
+
 
 class LineClient:
     """One TCP connection to a chat server, read line by line."""
@@ -35,7 +37,7 @@ class LineClient:
                 return None
             self.sock.settimeout(left)
             try:
-                data = self.sock.recv(65536)
+                data = self.sock.recv(RECV_SIZE)
             except (TimeoutError, BlockingIOError):
                 return None
             except OSError:

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from chatlab.measure.herd import Counters, fork_child, kill_all
 from chatlab.measure.servers import cpu_seconds
 from chatlab.measure.timing import Progress, Stats, no_progress, summarize
+from chatlab.sockets import RECV_SIZE
 
 MESSAGE = b"x" * 64  # bytes per echo
-RECV_SIZE = 65536
 
 
 def burn_cpu(work_us: float) -> None:

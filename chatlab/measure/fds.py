@@ -25,8 +25,6 @@ from collections.abc import Iterator
 
 from chatlab.sockets import raise_fd_limit
 
-FD_SETSIZE = 1024  # glibc's fixed size of an fd_set, in bits
-
 
 def fd_limits() -> tuple[int, int]:
     """``RLIMIT_NOFILE`` as ``(soft, hard)``: one more than the highest fd number allowed.

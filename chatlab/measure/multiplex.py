@@ -45,7 +45,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from chatlab.measure.fds import FD_SETSIZE, SocketPool, fd_at, raised_fd_limit
+from chatlab.measure.fds import SocketPool, fd_at, raised_fd_limit
 from chatlab.measure.timing import (
     Case,
     LinearFit,
@@ -57,6 +57,7 @@ from chatlab.measure.timing import (
     measure_cases,
     no_progress,
 )
+from chatlab.sockets import FD_SETSIZE
 
 METHODS = ("select-sockets", "select-ints", "poll", "epoll", "selector")
 LIBC_METHODS = ("libc-select", "libc-poll", "libc-epoll")

@@ -51,8 +51,8 @@ from wsproto.frame_protocol import CloseReason
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import RemoteProtocolError
 
-from chatlab.hosts import HostPort, parse_host_port, parse_origin
 from chatlab.codec import Event, Hangup, Join, Line, Reply, TooLong
+from chatlab.hosts import HostPort, parse_host_port, parse_origin
 
 MAX_REQUEST_HEAD = 16 * 1024  # bytes of request line and headers; beyond it, 431
 CUTOFF_FACTOR = 16  # a message over 16 x max_line bytes closes the connection (1009)
