@@ -51,9 +51,9 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import serve
 from chatlab.room import Output, Room
-from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, accept_waiting
+from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, Listener, SpareFd, accept_waiting
 
 log = logging.getLogger("chatlab")
 
@@ -145,18 +145,18 @@ class AsyncioServer:
 
     def accept_from(self, listener: Listener) -> None:
         """The listener is readable: accept what is waiting, a batch per turn of the loop."""
-        refusal = self.room.refusal(listener.protocol)
+        refusal = self.room.refusal(listener.new_codec())
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             # Output is already gathered into one write per turn; Nagle's algorithm would
             # only hold it back for the peer's delayed ACK, up to 40 ms. (asyncio sets this
             # itself only on sockets whose proto field says TCP, which ours, made with
             # socket.socket(AF_INET, SOCK_STREAM), does not.)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            task = asyncio.get_running_loop().create_task(self.connect(sock, listener.protocol))
+            task = asyncio.get_running_loop().create_task(self.connect(sock, listener))
             self.connections.add(task)
             task.add_done_callback(self.connections.discard)
 
-    async def connect(self, sock: socket.socket, protocol: str) -> None:
+    async def connect(self, sock: socket.socket, listener: Listener) -> None:
         """Wrap an accepted socket in a pair of streams and serve it."""
         try:
             reader, writer = await asyncio.open_connection(sock=sock)
@@ -164,20 +164,20 @@ class AsyncioServer:
             log.info("connection lost before it started: %s", error.strerror)
             sock.close()
             return
-        await self.serve_client(reader, writer, protocol)
+        await self.serve_client(reader, writer, listener)
 
     # -- one client ----------------------------------------------------------------
 
     async def serve_client(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, protocol: str
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener: Listener
     ) -> None:
         """Read and feed the room until the client goes; its writer task does the sending."""
         client = Client(next(self.cids), writer)
         self.clients[client.cid] = client
         client.writing = writing = asyncio.create_task(self.write_loop(client))
-        log.info("client %d connected (%s)", client.cid, protocol)
+        log.info("client %d connected (%s)", client.cid, listener.protocol)
         try:
-            self.deliver(self.room.connect(client.cid, protocol))
+            self.deliver(self.room.connect(client.cid, listener.new_codec()))
             while data := await reader.read(RECV_SIZE):
                 self.deliver(self.room.receive(client.cid, data))
         except OSError as error:  # ECONNRESET, ETIMEDOUT, ...

@@ -18,9 +18,9 @@ import socket
 import sys
 from collections.abc import Iterator
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import serve
 from chatlab.room import Output, Room
-from chatlab.sockets import RECV_SIZE, close_gently
+from chatlab.sockets import RECV_SIZE, Listener, close_gently
 
 log = logging.getLogger("chatlab")
 
@@ -47,8 +47,8 @@ class BlockingServer:
             while self.running:
                 accepted = self.accept_next()
                 if accepted is not None:
-                    self.client, protocol = accepted
-                    self.serve_client(self.client, protocol)
+                    self.client, listener = accepted
+                    self.serve_client(self.client, listener)
                     self.client = None
         except Shutdown:
             pass
@@ -78,14 +78,14 @@ class BlockingServer:
         except OSError:
             return None  # it gave up before we got to it (ECONNABORTED, EAGAIN)
         sock.setblocking(True)
-        return sock, listener.protocol
+        return sock, listener
 
-    def serve_client(self, sock: socket.socket, protocol: str) -> None:
+    def serve_client(self, sock: socket.socket, listener: Listener) -> None:
         """Greet, then read and answer, until the client or the room ends it."""
         cid = sock.fileno()
-        log.info("fd %d connected (%s)", cid, protocol)
+        log.info("fd %d connected (%s)", cid, listener.protocol)
         try:
-            if self.send_output(sock, self.room.connect(cid, protocol)):
+            if self.send_output(sock, self.room.connect(cid, listener.new_codec())):
                 while True:  # until the client leaves, or a signal makes recv raise Shutdown
                     with self.interruptible():
                         data = sock.recv(RECV_SIZE)

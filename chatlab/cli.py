@@ -13,7 +13,6 @@ signal handlers and runs the server until SIGINT or SIGTERM.
 from __future__ import annotations
 
 import argparse
-import errno
 import logging
 import logging.handlers
 import os
@@ -23,26 +22,20 @@ import signal
 import socket
 import sys
 import threading
-from dataclasses import dataclass
+from functools import partial
 from typing import Protocol
 
+from chatlab.codec import LineCodec
 from chatlab.hosts import HostPort, allowed_hosts, parse_host_port, url_host
 from chatlab.room import Room
+from chatlab.sockets import Listener, listen_on
 from chatlab.variants import NOT_HERE, available_variants, is_available, unavailable_reason
+from chatlab.web import WebCodec
 
 log = logging.getLogger("chatlab")
 
 DEFAULT_PORT = 9999
 DEFAULT_WEB_PORT = 8080
-LISTEN_BACKLOG = 1024  # connections the kernel may queue before we accept them
-
-
-@dataclass(frozen=True)
-class Listener:
-    """A listening socket and the protocol spoken by the connections it accepts."""
-
-    sock: socket.socket
-    protocol: str  # "line" (nc, telnet, the client) or "web" (the browser page)
 
 
 class Server(Protocol):
@@ -141,11 +134,7 @@ def run(server_class: ServerClass, options: argparse.Namespace) -> int:
     except OSError as error:
         print(f"chatlab: {error.strerror}", file=sys.stderr)
         return 1
-    room = Room(
-        max_line=options.max_line,
-        max_clients=options.max_clients,
-        web_hosts=web_hosts(options, listeners),
-    )
+    room = Room(max_line=options.max_line, max_clients=options.max_clients)
     server = server_class(listeners, room)
     with stop_on_signals(server):  # before announcing: a signal may follow the announcement at once
         announce(variant, listeners)
@@ -155,45 +144,24 @@ def run(server_class: ServerClass, options: argparse.Namespace) -> int:
 
 def open_listeners(options: argparse.Namespace) -> list[Listener]:
     """The chat listener, and the web one if asked for; a clear OSError if a port is taken."""
-    listeners = [Listener(listen_on(options.host, options.port), "line")]
+    line = listen_on(options.host, options.port)
+    listeners = [Listener(line, "line", partial(LineCodec, options.max_line))]
     if options.web_port != 0:
         try:
             web = listen_on(options.host, options.web_port or 0)
         except OSError as error:
-            listeners[0].sock.close()
+            line.close()
             hint = "the web port: choose another with --web-port PORT, or turn it off with 0"
             raise OSError(error.errno, f"{error.strerror} ({hint})") from None
-        listeners.append(Listener(web, "web"))
+        hosts = web_hosts(options, web)
+        listeners.append(Listener(web, "web", partial(WebCodec, options.max_line, hosts)))
     return listeners
 
 
-def web_hosts(options: argparse.Namespace, listeners: list[Listener]) -> frozenset[HostPort]:
-    """The (host, port) pairs a browser may name to reach the web port, if there is one."""
-    for listener in listeners:
-        if listener.protocol == "web":
-            address, port = listener.sock.getsockname()[:2]
-            return allowed_hosts([options.host, address], port, options.allow_host)
-    return frozenset()
-
-
-def listen_on(host: str, port: int) -> socket.socket:
-    try:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-    except OSError as error:
-        raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from None
-    try:
-        # Lets a restarted server reuse a port whose old connections are in TIME_WAIT;
-        # on Linux it does not let two servers listen on one port.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        sock.listen(LISTEN_BACKLOG)
-    except OSError as error:
-        sock.close()
-        reason = "address already in use" if error.errno == errno.EADDRINUSE else error.strerror
-        raise OSError(error.errno, f"cannot listen on {host}:{port}: {reason}") from None
-    sock.setblocking(False)
-    return sock
+def web_hosts(options: argparse.Namespace, web: socket.socket) -> frozenset[HostPort]:
+    """The (host, port) pairs a browser may name to reach the web port."""
+    address, port = web.getsockname()[:2]
+    return allowed_hosts([options.host, address], port, options.allow_host)
 
 
 def announce(variant: str, listeners: list[Listener]) -> None:

@@ -25,11 +25,11 @@ import socket
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from chatlab.cli import Listener
 from chatlab.room import Output, Room
 from chatlab.sockets import (
     MAX_OUTBOX,
     RECV_SIZE,
+    Listener,
     SpareFd,
     Waker,
     accept_waiting,
@@ -130,24 +130,24 @@ class EventLoopServer:
     # -- the handlers ----------------------------------------------------------
 
     def accept_from(self, listener: Listener) -> None:
-        refusal = self.room.refusal(listener.protocol)
+        refusal = self.room.refusal(listener.new_codec())
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
-            self.add_peer(sock, listener.protocol)
+            self.add_peer(sock, listener)
 
-    def add_peer(self, sock: socket.socket, protocol: str) -> None:
+    def add_peer(self, sock: socket.socket, listener: Listener) -> None:
         sock.setblocking(False)
         fd = sock.fileno()
         if not self.can_watch(fd):
             log.info("refused fd %d: %s cannot watch it", fd, self.name)
-            refuse(sock, self.room.refusal(protocol))
+            refuse(sock, self.room.refusal(listener.new_codec()))
             return
         # The loop already gathers a turn's output into one send, so Nagle's
         # algorithm would only add delay.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.peers[fd] = Peer(sock)
         self.register(fd)
-        log.info("fd %d connected (%s)", fd, protocol)
-        self.deliver(self.room.connect(fd, protocol))
+        log.info("fd %d connected (%s)", fd, listener.protocol)
+        self.deliver(self.room.connect(fd, listener.new_codec()))
 
     def read_from(self, fd: int) -> None:
         peer = self.peers[fd]

@@ -11,9 +11,10 @@ from __future__ import annotations
 import select
 import sys
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
+from chatlab.sockets import Listener
 
 
 class PollServer(EventLoopServer):

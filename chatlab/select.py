@@ -15,10 +15,10 @@ from __future__ import annotations
 import select
 import sys
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
-from chatlab.sockets import FD_SETSIZE
+from chatlab.sockets import FD_SETSIZE, Listener
 
 
 class SelectServer(EventLoopServer):

@@ -1,4 +1,4 @@
-"""Socket chores every variant shares: waking on signals, refusing politely, closing cleanly."""
+"""Socket chores every variant shares: listening, waking on signals, refusing politely, closing."""
 
 from __future__ import annotations
 
@@ -8,6 +8,10 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chatlab.codec import Codec
 
 log = logging.getLogger("chatlab")
 
@@ -19,6 +23,36 @@ MAX_OUTBOX = 1 << 20  # bytes queued for one client before it counts as a slow c
 RECV_SIZE = 64 * 1024
 # Bits in glibc's (and macOS's) fd_set: select() can watch fds 0..1023 only.
 FD_SETSIZE = 1024
+LISTEN_BACKLOG = 1024  # connections the kernel may queue before we accept them
+
+
+@dataclass(frozen=True)
+class Listener:
+    """A listening socket, and what the connections it accepts speak."""
+
+    sock: socket.socket
+    protocol: str  # "line" (nc, telnet, the client) or "web" (the browser page), for the log
+    new_codec: Callable[[], Codec]  # a fresh codec for each connection it accepts
+
+
+def listen_on(host: str, port: int) -> socket.socket:
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+    except OSError as error:
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {error.strerror}") from None
+    try:
+        # Lets a restarted server reuse a port whose old connections are in TIME_WAIT;
+        # on Linux it does not let two servers listen on one port.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as error:
+        sock.close()
+        reason = "address already in use" if error.errno == errno.EADDRINUSE else error.strerror
+        raise OSError(error.errno, f"cannot listen on {host}:{port}: {reason}") from None
+    sock.setblocking(False)
+    return sock
 
 
 class Waker:

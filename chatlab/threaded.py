@@ -25,11 +25,12 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import serve
 from chatlab.room import Output, Room
 from chatlab.sockets import (
     MAX_OUTBOX,
     RECV_SIZE,
+    Listener,
     SpareFd,
     Waker,
     accept_waiting,
@@ -87,11 +88,11 @@ class ThreadedServer:
         self.waker.wake()
 
     def accept_from(self, listener: Listener) -> None:
-        refusal = self.room.refusal(listener.protocol)
+        refusal = self.room.refusal(listener.new_codec())
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
-            self.start_client(sock, listener.protocol)
+            self.start_client(sock, listener)
 
-    def start_client(self, sock: socket.socket, protocol: str) -> None:
+    def start_client(self, sock: socket.socket, listener: Listener) -> None:
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client = Client(sock, next(self.cids), threading.Condition(self.lock))
@@ -100,10 +101,10 @@ class ThreadedServer:
             threading.Thread(target=target, args=(client,), daemon=True)
             for target in (self.write_loop, self.read_loop)
         ]
-        log.info("client %d connected (%s)", client.cid, protocol)
+        log.info("client %d connected (%s)", client.cid, listener.protocol)
         with self.lock:
             self.clients[client.cid] = client
-            self.deliver(self.room.connect(client.cid, protocol))
+            self.deliver(self.room.connect(client.cid, listener.new_codec()))
         try:
             for thread in client.threads:
                 thread.start()
@@ -113,7 +114,7 @@ class ThreadedServer:
                 client.outbox.clear()
                 self.end(client)  # a writer that did start ends at once
                 self.deliver(self.room.disconnect(client.cid))
-            refuse(sock, self.room.refusal(protocol))
+            refuse(sock, self.room.refusal(listener.new_codec()))
 
     def read_loop(self, client: Client) -> None:
         """The reader thread: block in recv, feed the room under the lock."""

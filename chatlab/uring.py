@@ -66,10 +66,10 @@ import socket
 import sys
 from collections.abc import Callable, Iterator
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
-from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, close_gently
+from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, Listener, close_gently
 
 try:
     import liburing
@@ -215,7 +215,7 @@ class UringServer(EventLoopServer):
     def on_accepted(self, fd: int, result: int) -> None:
         self.accepting.discard(fd)
         if result >= 0:
-            self.add_peer(socket.socket(fileno=result), self.listeners[fd].protocol)
+            self.add_peer(socket.socket(fileno=result), self.listeners[fd])
             self.accept_from(self.listeners[fd])  # and the rest of a crowd, in this turn
         elif result in (-errno.EMFILE, -errno.ENFILE):
             self.accept_from(self.listeners[fd])  # refuse who is waiting through the spare fd

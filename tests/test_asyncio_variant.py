@@ -56,10 +56,14 @@ def test_a_stop_that_comes_before_the_loop_runs_is_not_lost() -> None:
     done = run_python(
         """
         from chatlab.asyncio import AsyncioServer
-        from chatlab.cli import Listener, listen_on
-        from chatlab.room import Room
+        from functools import partial
 
-        server = AsyncioServer([Listener(listen_on("127.0.0.1", 0), "line")], Room())
+        from chatlab.codec import LineCodec
+        from chatlab.room import Room
+        from chatlab.sockets import Listener, listen_on
+
+        line_codec = partial(LineCodec, 4096)
+        server = AsyncioServer([Listener(listen_on("127.0.0.1", 0), "line", line_codec)], Room())
         server.stop()  # a signal during start-up
         server.run()
         print("stopped")

@@ -10,13 +10,16 @@ import errno
 import socket
 import threading
 import time
+from functools import partial
 
 import pytest
 
 import chatlab.__main__ as main
 from chatlab import uring, variants
-from chatlab.cli import Listener, serve
+from chatlab.cli import serve
+from chatlab.codec import LineCodec
 from chatlab.room import Room
+from chatlab.sockets import Listener
 
 FACTS = {  # a machine where everything is fine
     "platform_name": "linux",
@@ -108,7 +111,7 @@ needs_uring = pytest.mark.skipif(
 def server() -> UringServer:  # noqa: F821 (only defined where liburing is)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
-    server = uring.UringServer([Listener(listener, "line")], Room())
+    server = uring.UringServer([Listener(listener, "line", partial(LineCodec, 4096))], Room())
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import select
 import socket
+from functools import partial
 
-from chatlab.cli import Listener
+from chatlab.codec import LineCodec
 from chatlab.loop import Peer
 from chatlab.room import Room
 from chatlab.select import SelectServer
+from chatlab.sockets import Listener
 
 __all__ = ["Peer", "SelectLoop"]
 
@@ -23,7 +25,7 @@ class SelectLoop(SelectServer):
 
     def __init__(self, listener: socket.socket, room: Room) -> None:
         listener.setblocking(False)
-        super().__init__([Listener(listener, "line")], room)
+        super().__init__([Listener(listener, "line", partial(LineCodec, room.max_line))], room)
         self.start()  # what run() does first: watch the listener and the waker
 
     def turn(self, timeout: float | None = None) -> None:
