@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import pytest
-from conftest import ChatClient
+from helpers import ChatClient
 from playwright.sync_api import Browser, ConsoleMessage, Page, expect, sync_playwright
 
 from chatlab.launch import ServerProcess

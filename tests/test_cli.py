@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
 import pytest
-from conftest import TIMEOUT, ChatClient, serving
+from helpers import TIMEOUT, ChatClient, serving
 
 from chatlab import cli, variants
 from chatlab.epoll import EpollServer

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import TIMEOUT, WELCOME, Chat, serving
+from helpers import TIMEOUT, WELCOME, Chat, serving
 
 from chatlab.client import print_received, send_typed_lines
 from chatlab.launch import ServerProcess, wait_for

@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import TIMEOUT, ChatClient, cpu_seconds_over, serving
+from helpers import TIMEOUT, ChatClient, cpu_seconds_over, serving
 
 from chatlab.launch import ServerProcess, wait_for
 from chatlab.room import HELP

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import IO
 
 import pytest
-from conftest import TIMEOUT, Chat, ChatClient
+from helpers import TIMEOUT, Chat, ChatClient
 
 from chatlab.launch import ServerProcess
 

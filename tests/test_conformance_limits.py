@@ -9,7 +9,7 @@ import resource
 import time
 from collections.abc import Callable
 
-from conftest import TIMEOUT, Chat, ChatClient, Closed, NoLine, cpu_seconds_over, open_fds
+from helpers import TIMEOUT, Chat, ChatClient, Closed, NoLine, cpu_seconds_over, open_fds
 
 from chatlab.launch import ServerProcess, wait_for
 

@@ -9,7 +9,7 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import WELCOME, Chat
+from helpers import WELCOME, Chat
 
 from chatlab.room import HELP
 

@@ -10,7 +10,7 @@ import struct
 import threading
 import time
 
-from conftest import TIMEOUT, Chat, ChatClient
+from helpers import TIMEOUT, Chat, ChatClient
 
 from chatlab.room import HELP
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import TIMEOUT, WELCOME, Chat, serving
+from helpers import TIMEOUT, WELCOME, Chat, serving
 
 from chatlab import cli
 from chatlab.launch import ServerProcess

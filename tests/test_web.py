@@ -16,7 +16,7 @@ import struct
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import TIMEOUT, ChatClient, serving
+from helpers import TIMEOUT, ChatClient, serving
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 from wsproto import ConnectionType, WSConnection
