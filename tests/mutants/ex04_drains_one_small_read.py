@@ -1,4 +1,4 @@
-"""Exercise 4, wrong: ``refuse`` shuts down and drains, but with one ``recv(1024)``.
+"""Exercise 4, wrong: ``refuse`` discards what is waiting with one ``recv(1024)``, then closes.
 
 Misbehaves: a peer that sent more than 1 KiB before being refused still has
 unread input when the socket closes: the close is a reset, and the peer gets
@@ -20,7 +20,6 @@ def refuse(sock: socket.socket, message: bytes) -> None:
     sock.setblocking(False)
     try:
         sock.send(message)
-        sock.shutdown(socket.SHUT_WR)
         sock.recv(1024)  # the mistake: one small read is not a drain
     except OSError:
         pass
