@@ -113,8 +113,7 @@ def test_a_dead_client_does_not_make_the_next_one_miss_a_message(chat):
     chat.settle()
     for name, client in (("first", first), ("carol", carol), ("last", last)):
         assert b"hello" in client.received, (
-            f"{name}, a live client, missed alice's message when bob's and dave's "
-            "connections died"
+            f"{name}, a live client, missed alice's message when bob's and dave's connections died"
         )
 
 

@@ -15,7 +15,13 @@ from collections.abc import Iterator
 import pytest
 
 from chatlab.measure.fds import fd_is_open, raised_fd_limit
-from exercises.support import DEADLINE, SMALL_BUFFER, call_in_time, connected_pair
+from exercises.support import (
+    DEADLINE,
+    SMALL_BUFFER,
+    call_in_time,
+    connected_pair,
+    fill_send_buffer,
+)
 
 EXERCISE = "ex04-fd-setsize"
 HIGH_FD = 1500  # an fd number select() cannot watch
@@ -95,15 +101,6 @@ def test_refuse_never_blocks(answer):
         server_side.setblocking(True)
         call_in_time(answer.refuse, server_side, REFUSAL * 32768)  # 1 MiB: far more than fits
         assert server_side.fileno() == -1, "refuse() must close the socket"
-
-
-def fill_send_buffer(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    try:
-        while True:
-            sock.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
 
 
 @pytest.mark.exercise(

@@ -108,8 +108,7 @@ def test_wait_takes_seconds(answer):
 @pytest.mark.exercise(
     EXERCISE,
     points=1,
-    hint="None means 'no limit', for select() and for poll(): it has no milliseconds to "
-    "convert.",
+    hint="None means 'no limit', for select() and for poll(): it has no milliseconds to convert.",
 )
 def test_wait_none_waits_without_a_limit(answer):
     a, b = socket.socketpair()
