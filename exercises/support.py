@@ -248,10 +248,12 @@ class LoopThread:
             time.sleep(TURN / 4)
         return True
 
-    def wait_for(self, until: Callable[[], bool], clients: Iterable[Client]) -> bool:
-        """Poll the clients until ``until()``; False at the deadline."""
+    def wait_for(
+        self, until: Callable[[], bool], clients: Iterable[Client], deadline: float = DEADLINE
+    ) -> bool:
+        """Poll the clients until ``until()``; False after ``deadline`` seconds."""
         clients = list(clients)
-        end = time.monotonic() + DEADLINE
+        end = time.monotonic() + deadline
         while True:
             for client in clients:
                 client.poll()
