@@ -178,9 +178,7 @@ def joined_after(loop, connect: Callable[..., Client], sleepy: Client) -> list[C
 )
 def test_a_client_that_leaves_is_forgotten(server, connect):
     alice, bob, carol = joined(server, connect, 3)
-    gone = {
-        fd_of(server, client): server.peers[fd_of(server, client)].sock for client in (alice, carol)
-    }
+    gone = {fd: server.peers[fd].sock for fd in (fd_of(server, alice), fd_of(server, carol))}
     alice.close()  # an orderly end
     carol.reset()  # a reset
     connect().reset()  # and one reset before the loop has even accepted it
