@@ -7,14 +7,16 @@ own tests (plain ``pytest``, which runs tests/) never see it.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import socket
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-from exercises.grader import Grader, module_name
+from exercises.grader import Grader, answer_file, module_name
 from exercises.support import SMALL_BUFFER, Client, make_listener
 
 
@@ -22,9 +24,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("chatlab exercises")
     group.addoption(
         "--impl",
-        choices=("student", "reference"),
         default="student",
-        help="grade your exercises/ex*.py (student, the default) or the reference answers",
+        metavar="WHAT",
+        help="what to grade: student (your exercises/ex*.py, the default), reference (the "
+        "reference answers), or PATH, one answer file named exNN_*.py (graded on exercise NN)",
     )
     group.addoption(
         "--score-json",
@@ -43,7 +46,13 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "exercise(id, points, hint): a graded test (see exercises/README.md)"
     )
-    grader = Grader(Path(__file__).parent, config.getoption("impl"), config.getoption("score_json"))
+    # Short by default: a failure's traceback is noise until you ask for it
+    # (-v or an explicit --tb=...); the grader prints one line and a hint instead.
+    short = config.option.tbstyle == "auto" and config.get_verbosity() <= 0
+    if short:
+        config.option.tbstyle = "no"
+    impl, json_path = config.getoption("impl"), config.getoption("score_json")
+    grader = Grader(Path(__file__).parent, impl, json_path, short)
     config.pluginmanager.register(grader, "chatlab-grader")
 
 
@@ -51,9 +60,22 @@ def pytest_configure(config: pytest.Config) -> None:
 def answer(request: pytest.FixtureRequest) -> ModuleType:
     """The module being graded: your exercises/exNN_*.py, or its reference answer."""
     exercise = request.node.get_closest_marker("exercise").args[0]
-    reference = request.config.getoption("impl") == "reference"
-    package = "exercises.reference" if reference else "exercises"
+    impl = request.config.getoption("impl")
+    if (graded_file := answer_file(impl)) is not None:
+        return load_file(graded_file[1])
+    package = "exercises.reference" if impl == "reference" else "exercises"
     return importlib.import_module(f"{package}.{module_name(exercise)}")
+
+
+def load_file(path: Path) -> ModuleType:
+    """Import an answer file given by path (``--impl=PATH``), once per run."""
+    name = f"graded_{path.stem}"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # before running it: dataclasses look themselves up here
+        spec.loader.exec_module(module)
+    return sys.modules[name]
 
 
 @pytest.fixture

@@ -22,8 +22,9 @@ Write ``LineBuffer.feed`` so that:
   next line is read normally;
 - memory stays bounded: whatever a peer sends, the buffer holds at most about
   ``max_line`` bytes. A peer that sends gigabytes without a newline must not
-  make you hold gigabytes. So you cannot wait for the newline to find out that
-  a line is too long.
+  make you hold gigabytes, whether they come in large chunks or in many small
+  ones. So you cannot wait for the newline to find out that a line is too
+  long, nor judge one chunk at a time.
 
 Grade it with ``pytest exercises -k ex01``.
 """

@@ -17,7 +17,11 @@ its users sent:
    glued together."
 6. "Messages arrive as b'hello\\n', and accents as \\xc3\\xa9."
 
-Fix them all, keeping the design a select loop with one thread. Each graded
+Fix them all, keeping the design a select loop with one thread. Fixing
+report 4 must not trade a frozen chat for unbounded memory: a client that
+never reads must not make the server hold everything the others say for it.
+Disconnect a client whose queued output passes ``chatlab.sockets.MAX_OUTBOX``
+(1 MiB), as chatlab does. Each graded
 test reproduces one report against this server on a real socket. Keep the
 interface the tests use: ``TextbookServer(listener)``, ``turn(timeout)``
 (one pass of the loop, which returns how many ready sockets it handled, 0 when

@@ -22,11 +22,13 @@ and never blocks:
   ``data`` to the ``outbox`` of every peer in ``fds`` (a peer may be gone by
   now: skip it), and mark the fds in ``closes`` as closing. Do not send here.
 - ``flush`` (end of every turn) calls ``write_to`` for every fd that was given
-  output this turn. ``write_to`` makes one ``send`` of the outbox and keeps
-  what the kernel did not take. Then: output still pending -> the fd is in
-  ``writers``; nothing pending -> it is not (a loop that watches an fd with
-  nothing to write wakes up at once, every time: a busy loop); nothing pending
-  and closing -> ``drop`` it.
+  output this turn, until ``unflushed`` is empty: flushing can itself make
+  output (a peer dropped there makes the room tell the others it left).
+  ``write_to`` makes one ``send`` of the outbox and keeps what the kernel did
+  not take. Then: output still pending -> the fd is in ``writers``; nothing
+  pending -> it is not (a loop that watches an fd with nothing to write wakes
+  up at once, every time: a busy loop); nothing pending and closing -> ``drop``
+  it.
 - ``drop`` forgets a peer everywhere, closes its socket (``close_gently``
   from chatlab/sockets.py avoids a reset), and delivers what
   ``room.disconnect(fd)`` returns (the others hear that it left).

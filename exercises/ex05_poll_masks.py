@@ -29,7 +29,9 @@ Write:
 - ``Watcher``: ``register``, ``modify`` and ``unregister`` on a ``select.poll``
   object, and ``wait(timeout)``, which returns ``[(fd, actions), ...]``.
   Careful: ``wait`` takes seconds, like ``select``; ``poll()`` takes
-  milliseconds.
+  milliseconds. ``wait(None)`` waits without a limit, and a timeout under a
+  millisecond must still wait (round up, as CPython's ``selectors`` does),
+  not become ``poll(0)``.
 
 Grade it with ``pytest exercises -k ex05``.
 """

@@ -6,10 +6,15 @@ the docstring of chatlab/epoll.py (why chatlab stays level-triggered), and
 
 Level-triggered (select's and poll's only mode, epoll's default) means "this
 fd is ready": it is reported on every wait for as long as it stays ready.
-Edge-triggered (``EPOLLET``) means "this fd *became* ready": one report per
-change. Read only part of what is waiting and no new event comes for the
-rest. It sits in the buffer until the peer happens to send more, and if the
-peer is waiting for your answer first, both sides wait forever.
+Edge-triggered (``EPOLLET``) means "something arrived": an event when new data
+(or a connection, or the end of stream) comes in, and none for what is
+already waiting. epoll(7): edge-triggered mode "delivers events only when
+changes occur on the monitored file descriptor". Each new arrival is such a
+change, even on a socket you have not drained ("even with edge-triggered
+epoll, multiple events can be generated upon receipt of multiple chunks of
+data"). So read only part of what is waiting, and the rest gets no event of
+its own: it sits in the buffer until the peer happens to send more, and if
+the peer is waiting for your answer first, both sides wait forever.
 
 The rule for edge-triggered mode: after each event, read (or accept) until
 the kernel says there is no more, i.e. until ``BlockingIOError`` (EAGAIN).
@@ -24,7 +29,10 @@ Write:
   register each new peer for ``EPOLLIN | EPOLLET``. Peer ready: drain it,
   add what came to ``received[its address]``; at its end of stream (or if
   it was reset: ``recv`` raises ``OSError``) unregister it, close it and add
-  its address to ``finished``.
+  its address to ``finished``. Use the address ``accept`` gave: once a
+  connection is reset, ``getpeername()`` raises ``OSError`` (ENOTCONN). A
+  reset can come at any step, even before you accept the connection; the
+  loop never raises, and serves everyone else.
 - ``EdgeLoop.close()``: close every peer, the epoll object and the listener.
 
 Grade it with ``pytest exercises -k ex06``.

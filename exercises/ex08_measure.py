@@ -19,8 +19,9 @@ interrupt. A single reading means little. So:
 Graded on the method, not on this machine's noise: the tests give your
 functions a fake ``clock`` (integer nanoseconds, like
 ``time.perf_counter_ns``) and a fake ``select_fn`` that advances that clock
-by a known cost, with "interrupts" on some calls. A right method recovers the
-known cost exactly.
+by a known cost, which varies from call to call, with "interrupts" on some
+calls. The clock also moves outside the call (opening a socket takes time),
+so time only the call. A right method recovers the known median exactly.
 
 Write:
 

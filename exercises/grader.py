@@ -10,6 +10,15 @@ each exercise, the points earned out of those possible and, where something
 failed, the hint of the first failing test (``-v`` shows the hint of every
 failing test). A hint says where to look, never what to write.
 
+By default the run is short: no tracebacks, one line per failing test with its
+hint, and the score table last, where it is seen. ``-v`` or any ``--tb=`` style
+gives pytest's full reports (each ending with its hint) as well.
+
+``--impl`` says what is graded: ``student`` (exercises/ex*.py), ``reference``
+(exercises/reference/), or the path of one answer file named ``exNN_*.py``,
+graded on exercise NN alone (how tests/test_grader_mutants.py grades its
+catalogue of wrong answers).
+
 ``--score-json FILE`` writes the same result as JSON in the shape of
 Gradescope's ``results.json`` (documented in exercises/README.md), so one run can
 feed an autograder, a spreadsheet or a CI job.
@@ -49,6 +58,19 @@ def module_name(exercise: str) -> str:
 
 def exercise_number(exercise: str) -> int:
     return int(exercise[2:4])
+
+
+def answer_file(impl: str) -> tuple[str, Path] | None:
+    """For ``--impl=PATH``: the exercise the file answers (from its name) and its path."""
+    if impl in ("student", "reference"):
+        return None
+    path = Path(impl)
+    if path.suffix != ".py" or not path.is_file():
+        raise pytest.UsageError(f"--impl={impl}: give student, reference or an answer file (.py)")
+    for exercise in EXERCISES:
+        if path.name.startswith(exercise[:4] + "_"):
+            return exercise, path.resolve()
+    raise pytest.UsageError(f"--impl={impl}: name the file exNN_*.py, NN the exercise it answers")
 
 
 @dataclass
@@ -95,14 +117,33 @@ def read_marker(item: pytest.Item) -> tuple[str, float, str]:
 class Grader:
     """The pytest plugin: reads the markers, records outcomes, reports the score."""
 
-    def __init__(self, root: Path, impl: str, json_path: str | None) -> None:
+    def __init__(self, root: Path, impl: str, json_path: str | None, short: bool) -> None:
         self.root = root  # the exercises directory: only tests under it are graded
         self.impl = impl
+        graded_file = answer_file(impl)
+        self.only = graded_file[0] if graded_file else None  # the one exercise a file answers
         self.json_path = json_path
+        self.short = short  # no tracebacks: one line and the hint per failing test
         self.results: dict[str, Result] = {}
         self.started = time.monotonic()
 
     # -- hooks ------------------------------------------------------------------
+
+    def pytest_collection_modifyitems(
+        self, config: pytest.Config, items: list[pytest.Item]
+    ) -> None:
+        """With ``--impl=PATH``, keep only the tests of the exercise that file answers."""
+        if self.only is None:
+            return
+        kept, deselected = [], []
+        for item in items:
+            marker = item.get_closest_marker("exercise")
+            graded = self.root in item.path.parents and marker is not None and marker.args
+            other = graded and marker.args[0] != self.only
+            (deselected if other else kept).append(item)
+        if deselected:
+            config.hook.pytest_deselected(items=deselected)
+            items[:] = kept
 
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         """Register every graded test that will run (after -k and -m deselection)."""
@@ -145,8 +186,15 @@ class Grader:
     ) -> Generator[None, object, object]:
         # Outermost wrapper: this runs after pytest's own summary, so the table
         # is the last thing above the final "N failed, M passed" line.
+        if self.short:  # the grader lists the failures itself, with their hints
+            terminalreporter.reportchars = terminalreporter.reportchars.replace("f", "")
         outcome = yield
         if any(result.status != "not run" for result in self.results.values()):
+            failing = [r for r in self.results.values() if r.failure]
+            if self.short and failing:
+                terminalreporter.write_sep("=", "failed tests")
+                for line in self.failures(failing):
+                    terminalreporter.write_line(line)
             terminalreporter.write_sep("=", "exercise scores")
             for line in self.table(verbose=terminalreporter.verbosity > 0):
                 terminalreporter.write_line(line)
@@ -182,8 +230,25 @@ class Grader:
         lines.append(_row("total", *self.totals()))
         if self.impl == "reference":
             lines.append("graded: the reference answers (exercises/reference/, chatlab)")
+        elif self.only is not None:
+            lines.append(f"graded: {self.impl} (on {self.only} only)")
         else:
             lines.append("graded: your code in exercises/ex*.py (-v: every failing test's hint)")
+        return lines
+
+    def failures(self, failing: list[Result]) -> list[str]:
+        """One line per failing test (its exercise, name and first error line), then its hint.
+
+        A line is cut at two widths of the table: an assertion's message can
+        quote a whole buffer, and ``-v`` shows it in full.
+        """
+        lines = []
+        for result in failing:
+            line = f"{result.exercise[:4]} {result.name}: {result.failure}"
+            lines.append(line if len(line) <= 2 * WIDTH else line[: 2 * WIDTH - 1] + "…")
+            lines += textwrap.wrap(
+                "hint: " + result.hint, WIDTH, initial_indent=" " * 4, subsequent_indent=" " * 6
+            )
         return lines
 
     def gradescope(self) -> dict[str, object]:

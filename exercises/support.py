@@ -72,6 +72,16 @@ def call_in_time(function: Callable[..., T], *args: object) -> T:
     return outcome["value"]
 
 
+def fill_send_buffer(sock: socket.socket) -> None:
+    """Send until the kernel takes nothing more: the peer has not read, its buffers are full."""
+    sock.setblocking(False)
+    try:
+        while True:
+            sock.send(b"f" * 65536)
+    except BlockingIOError:
+        pass
+
+
 def reset(sock: socket.socket) -> None:
     """Close so that the peer gets a reset (RST) instead of an orderly end (FIN)."""
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -238,10 +248,12 @@ class LoopThread:
             time.sleep(TURN / 4)
         return True
 
-    def wait_for(self, until: Callable[[], bool], clients: Iterable[Client]) -> bool:
-        """Poll the clients until ``until()``; False at the deadline."""
+    def wait_for(
+        self, until: Callable[[], bool], clients: Iterable[Client], deadline: float = DEADLINE
+    ) -> bool:
+        """Poll the clients until ``until()``; False after ``deadline`` seconds."""
         clients = list(clients)
-        end = time.monotonic() + DEADLINE
+        end = time.monotonic() + deadline
         while True:
             for client in clients:
                 client.poll()

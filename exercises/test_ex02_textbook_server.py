@@ -13,9 +13,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from exercises.support import SMALL_BUFFER, Client, LoopThread
+from chatlab.sockets import MAX_OUTBOX
+from exercises.support import DEADLINE, SMALL_BUFFER, Client, LoopThread
 
 EXERCISE = "ex02-textbook-server"
+FLOOD_DEADLINE = 5.0  # seconds for the server to relay a megabyte, even on a busy machine
 
 
 class Chat:
@@ -36,8 +38,8 @@ class Chat:
         )
         return client
 
-    def wait_for(self, until: Callable[[], bool]) -> bool:
-        return self.server.wait_for(until, self.clients)
+    def wait_for(self, until: Callable[[], bool], deadline: float = DEADLINE) -> bool:
+        return self.server.wait_for(until, self.clients, deadline)
 
     def settle(self) -> None:
         """Let the server handle everything sent so far, then collect what it sent."""
@@ -80,7 +82,7 @@ def test_each_message_names_its_own_sender(chat):
 
 @pytest.mark.exercise(
     EXERCISE,
-    points=3,
+    points=2,
     hint="Report 2: what does recv() return once the peer has closed, and what does "
     "select() say about that socket on every later call?",
 )
@@ -101,14 +103,19 @@ def test_a_client_that_quits_is_dropped(chat):
     "item from that list inside the loop?",
 )
 def test_a_dead_client_does_not_make_the_next_one_miss_a_message(chat):
-    alice, bob, carol = chat.connect(), chat.connect(), chat.connect()
-    with chat.server.paused():  # the server sees both events in its next turn
+    # Healthy clients before, between and after the dead ones, whatever order
+    # the server keeps its clients in.
+    clients = [chat.connect() for _ in range(6)]
+    first, alice, bob, carol, dave, last = clients
+    with chat.server.paused():  # the server sees every event in its next turn
         alice.send(b"hello\n")
-        bob.reset()  # bob's connection dies: sending to him fails
+        bob.reset()  # bob's and dave's connections die: sending to them fails
+        dave.reset()
     chat.settle()
-    assert b"hello" in carol.received, (
-        "carol, who comes after bob in the server's list, missed alice's message"
-    )
+    for name, client in (("first", first), ("carol", carol), ("last", last)):
+        assert b"hello" in client.received, (
+            f"{name}, a live client, missed alice's message when bob's and dave's connections died"
+        )
 
 
 @pytest.mark.exercise(
@@ -131,7 +138,31 @@ def test_a_client_that_does_not_read_cannot_freeze_the_others(chat):
 
 @pytest.mark.exercise(
     EXERCISE,
-    points=3,
+    points=2,
+    hint="Report 4 again: an outbox lets the others go on, but it grows for as long as "
+    "its client does not read. Past MAX_OUTBOX queued bytes, disconnect that client.",
+)
+def test_a_client_that_does_not_read_is_dropped_past_max_outbox(chat):
+    sleeper = chat.connect(rcvbuf=SMALL_BUFFER, reading=False)
+    writer = chat.connect()
+    lines = MAX_OUTBOX // 1000 + 200  # 1.2 MB: more than MAX_OUTBOX plus the sleeper's buffers
+    writer.send((b"x" * 999 + b"\n") * lines)
+    # A megabyte takes a while on a loaded machine: this wait gets more time.
+    assert chat.wait_for(lambda: not writer.outgoing, FLOOD_DEADLINE), (
+        f"the server stopped reading: {len(writer.outgoing)} bytes never left the writer"
+    )
+    assert chat.server.wait_idle(FLOOD_DEADLINE), "the server never finished the flood"
+    sleeper.reading = True  # it wakes up: what is left for it, and then?
+    assert chat.wait_for(sleeper.closed), (
+        f"the client that did not read got {len(sleeper.received)} bytes and is still "
+        f"connected: the server held more than MAX_OUTBOX ({MAX_OUTBOX}) bytes for it"
+    )
+    assert sleeper.received.count(b"x") < 999 * lines, "it cannot have been sent everything"
+
+
+@pytest.mark.exercise(
+    EXERCISE,
+    points=2,
     hint="Report 5: a recv() is not a line. Give each client a line buffer (exercise 1) "
     "and relay complete lines only.",
 )
@@ -155,8 +186,9 @@ def test_lines_are_relayed_whole(chat):
 @pytest.mark.exercise(
     EXERCISE,
     points=2,
-    hint="Report 6: what does an f-string do with a bytes object? Decode what you "
-    "receive, build the message as text, encode it once.",
+    hint="Report 6: what does an f-string do with a bytes object? Decode each complete "
+    "line (not each recv: it may end inside a character), build the message as text, "
+    "encode it once.",
 )
 def test_text_arrives_as_text(chat):
     reader = chat.connect()
@@ -165,6 +197,15 @@ def test_text_arrives_as_text(chat):
     chat.settle()
     text = reader.received.decode(errors="replace")
     assert "héllo wörld\n" in text and "b'" not in text, f"the reader got {text!r}"
+    e_acute = "é".encode()  # two bytes: the kernel may deliver them in two reads
+    writer.send(b"caf" + e_acute[:1])
+    assert chat.server.wait_idle()
+    writer.send(e_acute[1:] + b" au lait\n")
+    chat.settle()
+    text = reader.received.decode(errors="replace")
+    assert "café au lait\n" in text, (
+        f"the reader got {text!r}: a character split between two reads was decoded in halves"
+    )
 
 
 # When you pass: see the note at the end of exercises/ex02_textbook_server.py.

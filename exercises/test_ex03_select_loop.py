@@ -32,9 +32,9 @@ def server(answer, listener: socket.socket) -> Iterator:
                 peer.sock.close()
 
 
-def run(loop, clients: list[Client], until: Callable[[], bool]) -> bool:
-    """Turn the loop and poll the clients until ``until()``; False after 200 turns."""
-    return pump(lambda: loop.turn(TURN), clients, until)
+def run(loop, clients: list[Client], until: Callable[[], bool], turns: int = 200) -> bool:
+    """Turn the loop and poll the clients until ``until()``; False after ``turns`` turns."""
+    return pump(lambda: loop.turn(TURN), clients, until, turns)
 
 
 def joined(loop, connect: Callable[..., Client], n: int) -> list[Client]:
@@ -173,35 +173,44 @@ def joined_after(loop, connect: Callable[..., Client], sleepy: Client) -> list[C
     EXERCISE,
     points=2,
     hint="recv() returns b'' when the peer has closed and raises OSError when it reset: "
-    "drop the peer in both cases, and deliver what room.disconnect(fd) returns.",
+    "drop the peer in both cases (forget it, close its socket), and deliver what "
+    "room.disconnect(fd) returns.",
 )
 def test_a_client_that_leaves_is_forgotten(server, connect):
     alice, bob, carol = joined(server, connect, 3)
-    gone = [fd_of(server, alice), fd_of(server, carol)]
+    gone = {fd: server.peers[fd].sock for fd in (fd_of(server, alice), fd_of(server, carol))}
     alice.close()  # an orderly end
     carol.reset()  # a reset
+    connect().reset()  # and one reset before the loop has even accepted it
     left = ["* guest1 left", "* guest3 left"]
     assert run(server, [bob], lambda: all(line in bob.lines() for line in left)), (
         f"bob's lines: {bob.lines()!r}"
     )
-    for fd in gone:
+    for fd, sock in gone.items():
         assert fd not in server.peers and fd not in server.readers, f"fd {fd} is still watched"
+        assert sock.fileno() == -1, f"fd {fd} was forgotten but never closed: it leaks"
 
 
 @pytest.mark.exercise(
     EXERCISE,
     points=2,
     hint="The room lists fds to close in Output.closes: close each one only once its "
-    "outbox has been sent, or it never gets its last line.",
+    "outbox has been sent, or it never gets its last line. Closing it makes more output "
+    "(the others hear it left): flush until nothing is left unflushed.",
 )
 def test_quit_says_bye_then_closes(server, connect):
-    (alice,) = joined(server, connect, 1)
+    alice, bob = joined(server, connect, 2)
     fd = fd_of(server, alice)
     alice.send(b"/quit\n")
-    assert run(server, [alice], alice.closed), "the server never closed the connection"
+    assert run(server, [alice, bob], alice.closed), "the server never closed the connection"
     assert alice.lines()[-1:] == ["* bye"], f"the last line should be '* bye': {alice.lines()!r}"
     assert alice.eof, f"the connection broke ({alice.error}) instead of closing cleanly"
     assert fd not in server.peers
+    # Closing alice, in the flush, makes the room tell bob: output queued while
+    # flushing must be flushed too.
+    assert run(server, [bob], lambda: "* guest1 left" in bob.lines(), turns=20), (
+        f"bob never heard that alice left: {bob.lines()!r}"
+    )
 
 
 @pytest.mark.exercise(

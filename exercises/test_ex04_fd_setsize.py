@@ -15,7 +15,13 @@ from collections.abc import Iterator
 import pytest
 
 from chatlab.measure.fds import fd_is_open, raised_fd_limit
-from exercises.support import DEADLINE, SMALL_BUFFER, call_in_time, connected_pair
+from exercises.support import (
+    DEADLINE,
+    SMALL_BUFFER,
+    call_in_time,
+    connected_pair,
+    fill_send_buffer,
+)
 
 EXERCISE = "ex04-fd-setsize"
 HIGH_FD = 1500  # an fd number select() cannot watch
@@ -67,12 +73,13 @@ def test_can_watch_stops_at_fd_setsize(answer):
     EXERCISE,
     points=3,
     hint="Closing a socket with unread input sends a reset, and a reset can destroy the "
-    "message you just sent. Shut down your side, drain, then close.",
+    "message you just sent. Shut down your side, drain all that is waiting (one small "
+    "recv is not a drain), then close.",
 )
 def test_refuse_is_read_as_a_message_and_a_clean_end(answer):
     client, server_side = connected_pair()
     with client, server_side:
-        client.sendall(b"hello? anyone?\n")  # input the server will never read
+        client.sendall(b"hello? anyone?\n" * 2000)  # 30 kB the server will never read
         call_in_time(answer.refuse, server_side, REFUSAL)
         assert server_side.fileno() == -1, "refuse() must close the socket"
         data, error = read_to_end(client)
@@ -92,17 +99,8 @@ def test_refuse_never_blocks(answer):
         server_side.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SMALL_BUFFER)
         fill_send_buffer(server_side)  # the peer has not read a byte
         server_side.setblocking(True)
-        call_in_time(answer.refuse, server_side, REFUSAL * 100)
+        call_in_time(answer.refuse, server_side, REFUSAL * 32768)  # 1 MiB: far more than fits
         assert server_side.fileno() == -1, "refuse() must close the socket"
-
-
-def fill_send_buffer(sock: socket.socket) -> None:
-    sock.setblocking(False)
-    try:
-        while True:
-            sock.send(b"x" * 65536)
-    except BlockingIOError:
-        pass
 
 
 @pytest.mark.exercise(

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from exercises.support import connected_pair, reset
+from exercises.support import call_in_time, connected_pair, reset
 
 EXERCISE = "ex05-poll-masks"
 IN, OUT, HUP, ERR, NVAL = (
@@ -60,7 +60,7 @@ def test_interest_asks_to_write_only_while_output_is_pending(answer):
 
 @pytest.mark.exercise(
     EXERCISE,
-    points=2,
+    points=1,
     hint="register() and modify() take the events from interest(); wait() turns each "
     "(fd, events) that poll() returns into (fd, actions(events)).",
 )
@@ -86,7 +86,8 @@ def test_register_and_modify_on_a_real_poller(answer):
 @pytest.mark.exercise(
     EXERCISE,
     points=1,
-    hint="select() counts its timeout in seconds, poll() in milliseconds.",
+    hint="select() counts its timeout in seconds, poll() in milliseconds; a fraction of a "
+    "millisecond must not become 0.",
 )
 def test_wait_takes_seconds(answer):
     a, b = socket.socketpair()
@@ -96,7 +97,26 @@ def test_wait_takes_seconds(answer):
         start = time.monotonic()
         assert watcher.wait(0.2) == []
         waited = time.monotonic() - start
-    assert waited >= 0.15, f"wait(0.2) returned after {waited * 1000:.1f} ms: 0.2 ms?"
+        assert waited >= 0.15, f"wait(0.2) returned after {waited * 1000:.1f} ms: 0.2 ms?"
+        for _ in range(5):  # a timeout under a millisecond is still a wait, not poll(0)
+            start = time.monotonic()
+            assert watcher.wait(0.0004) == []
+            waited = time.monotonic() - start
+            assert waited >= 0.0004, f"wait(0.0004) returned after {waited * 1e6:.0f} µs"
+
+
+@pytest.mark.exercise(
+    EXERCISE,
+    points=1,
+    hint="None means 'no limit', for select() and for poll(): it has no milliseconds to convert.",
+)
+def test_wait_none_waits_without_a_limit(answer):
+    a, b = socket.socketpair()
+    with a, b:
+        watcher = answer.Watcher()
+        watcher.register(a.fileno())
+        b.send(b"x")  # ready now, so a wait without a limit returns at once
+        assert call_in_time(watcher.wait, None) == [(a.fileno(), [answer.READ])]
 
 
 @pytest.mark.exercise(

@@ -46,7 +46,7 @@ def registered_events(epoll: select.epoll) -> dict[int, int]:
 
 @pytest.mark.exercise(
     EXERCISE,
-    points=3,
+    points=2,
     hint="Loop on recv() until it raises BlockingIOError: that, and only that, means the "
     "kernel has nothing more for you.",
 )
@@ -109,7 +109,7 @@ def test_peers_are_registered_edge_triggered(loop, connect):
 
 @pytest.mark.exercise(
     EXERCISE,
-    points=4,
+    points=3,
     hint="After an edge, read until BlockingIOError. Whatever you leave in the buffer "
     "gets no new event, however long you wait.",
 )
@@ -148,6 +148,40 @@ def test_a_burst_of_connections_is_served_to_the_end(loop, connect):
     for number, client in enumerate(clients):
         assert loop.received[client.address] == f"hello from {number}".encode()
     assert not loop.peers, "finished peers must be closed and forgotten"
+
+
+@pytest.mark.exercise(
+    EXERCISE,
+    points=2,
+    hint="A reset makes recv() raise OSError, at any step, even for a connection reset "
+    "before you accepted it: finish that peer like an end of stream, never raise, and "
+    "remember each peer's address from accept(): getpeername() fails once it is reset.",
+)
+def test_a_reset_at_any_step_finishes_that_peer_and_no_other(loop, connect):
+    first = connect()
+    in_backlog = connect()
+    in_backlog.reset()  # reset before the loop has accepted it
+    early, late, last = connect(), connect(), connect()
+    clients = [first, in_backlog, early, late, last]
+    everyone = {client.address for client in clients}
+    assert run(loop, clients, lambda: everyone <= loop.received.keys()), (
+        f"{len(loop.received)} of 5 connections accepted"
+    )
+    sockets = list(loop.peers.values())
+    early.reset()  # reset before sending anything
+    late.send(b"x" * 1000)
+    assert run(loop, clients, lambda: len(loop.received[late.address]) == 1000)
+    late.reset()  # reset after sending
+    for client in (first, last):  # healthy peers, before and after the broken ones
+        client.send(b"hello")
+        client.sock.shutdown(socket.SHUT_WR)
+    assert run(loop, clients, lambda: loop.finished == everyone), (
+        f"{len(loop.finished)} of 5 peers finished: every reset peer must be finished too"
+    )
+    assert loop.received[first.address] == loop.received[last.address] == b"hello"
+    assert not loop.peers, "finished peers must be closed and forgotten"
+    leaked = [sock for sock in sockets if sock.fileno() != -1]
+    assert not leaked, f"{len(leaked)} finished connections were never closed"
 
 
 # When you pass: see the note at the end of exercises/ex06_epoll_edge.py.

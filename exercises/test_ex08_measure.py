@@ -1,13 +1,19 @@
 """Graded tests for exercise 8, measuring select (exercises/ex08_measure.py).
 
 Read first: the docstring of exercises/ex08_measure.py.
-Graded on the method: a fake machine whose clock moves only when select is
-called, by a known cost per call plus "interrupts" on some calls. The right
-method recovers the known cost exactly, on any machine.
+Graded on the method: a fake machine whose clock moves by a known cost on
+each select call, a cost that varies from call to call (many distinct values,
+not just "normal" and "interrupted") with "interrupts" on some calls, and
+that also moves outside the call: opening a socket takes time, as it does on
+a real machine. The right method recovers the known median exactly, on any
+machine.
 """
 
 from __future__ import annotations
 
+import random
+import socket
+import statistics
 from dataclasses import dataclass
 
 import pytest
@@ -25,13 +31,16 @@ class Call:
     others: tuple[list, list]  # the write and exception lists
     timeout: object
     all_open: bool | None  # were all the fds open at the time (None: not checked)
+    cost: int = 0  # ns the call took on the fake clock
 
 
 class FakeMachine:
-    """A clock that moves only inside ``select``: ``fixed_ns + per_fd_ns * n`` per call.
+    """A clock that select moves by ``fixed_ns + per_fd_ns * n``, plus jitter and interrupts.
 
-    Every ``interrupt_every``-th call also takes ``interrupt_ns`` more, as if an
-    interrupt or another process had run in the middle of it.
+    Each call also takes a random multiple of 10 ns up to ``jitter_ns`` (from a
+    seeded generator: the same on every run), and every ``interrupt_every``-th
+    call takes ``interrupt_ns`` more, as if an interrupt or another process had
+    run in the middle of it.
     """
 
     def __init__(
@@ -41,6 +50,8 @@ class FakeMachine:
         interrupt_every: int = 5,
         interrupt_ns: int = 1_000_000,
         check_open: bool = False,
+        jitter_ns: int = 0,
+        seed: int = 0,
     ) -> None:
         self.now = 0
         self.fixed_ns = fixed_ns
@@ -48,6 +59,8 @@ class FakeMachine:
         self.interrupt_every = interrupt_every
         self.interrupt_ns = interrupt_ns
         self.check_open = check_open
+        self.jitter_ns = jitter_ns
+        self.random = random.Random(seed)
         self.calls: list[Call] = []
 
     def clock(self) -> int:
@@ -56,11 +69,40 @@ class FakeMachine:
     def select(self, rlist, wlist, xlist, timeout=None):
         fds = [fd if isinstance(fd, int) else fd.fileno() for fd in rlist]
         all_open = all(fd_is_open(fd) for fd in fds) if self.check_open else None
-        self.calls.append(Call(fds, (list(wlist), list(xlist)), timeout, all_open))
-        self.now += self.fixed_ns + self.per_fd_ns * len(fds)
-        if len(self.calls) % self.interrupt_every == 0:
-            self.now += self.interrupt_ns
+        cost = self.fixed_ns + self.per_fd_ns * len(fds)
+        cost += self.random.randrange(0, self.jitter_ns + 1, 10)
+        if (len(self.calls) + 1) % self.interrupt_every == 0:
+            cost += self.interrupt_ns
+        self.calls.append(Call(fds, (list(wlist), list(xlist)), timeout, all_open, cost))
+        self.now += cost
         return [], [], []
+
+    def median_of_last(self, count: int) -> float:
+        """The median cost of the last ``count`` calls: the samples (warm-up calls come first)."""
+        return statistics.median(call.cost for call in self.calls[-count:])
+
+
+OPENING_NS = 50_000  # what opening one socket takes on the fake clock
+
+
+@pytest.fixture
+def slow_to_open(monkeypatch: pytest.MonkeyPatch):
+    """``slow_to_open(machine)``: from now on, opening a socket moves ``machine``'s clock.
+
+    The clock then moves outside select too, as a real one does: a sample that
+    times more than the call (opening the sockets, say) is off by that much.
+    """
+
+    def make_slow(machine: FakeMachine) -> None:
+        opened = socket.socket.__init__
+
+        def opening(sock: socket.socket, *args: object, **kwargs: object) -> None:
+            opened(sock, *args, **kwargs)
+            machine.now += OPENING_NS
+
+        monkeypatch.setattr(socket.socket, "__init__", opening)
+
+    return make_slow
 
 
 @pytest.mark.exercise(
@@ -101,15 +143,18 @@ def test_time_select_watches_n_idle_fds_with_a_zero_timeout(answer):
     EXERCISE,
     points=3,
     hint="A few samples hit by an interrupt are huge: the mean follows them, the median "
-    "does not. Read the injected clock right before and right after each call.",
+    "(the middle of the sorted samples) does not. Read the injected clock right before "
+    "and right after each call, and time nothing else: the clock moves outside it too.",
 )
-def test_time_select_reports_the_median_not_the_mean(answer):
+def test_time_select_reports_the_median_not_the_mean(answer, slow_to_open):
     for interrupt_every in (5, 3):
-        machine = FakeMachine(fixed_ns=1000, per_fd_ns=20, interrupt_every=interrupt_every)
+        machine = FakeMachine(1000, 20, interrupt_every, jitter_ns=400, seed=interrupt_every)
+        slow_to_open(machine)
         got = answer.time_select(100, repeats=51, clock=machine.clock, select_fn=machine.select)
-        assert got == 1000 + 20 * 100, (
-            f"one call costs 3000 ns, and every {interrupt_every}th call is hit by a 1 ms "
-            f"interrupt; you reported {got} ns"
+        expected = machine.median_of_last(51)
+        assert got == expected, (
+            f"one call costs 3000 to 3400 ns, and every {interrupt_every}th call is hit by a "
+            f"1 ms interrupt; the median of the 51 calls is {expected} ns, you reported {got} ns"
         )
 
 
@@ -118,8 +163,9 @@ def test_time_select_reports_the_median_not_the_mean(answer):
     points=2,
     hint="Fit the line through the medians of time_select, one per n, and return its slope.",
 )
-def test_cost_per_fd_is_the_slope_of_the_medians(answer):
+def test_cost_per_fd_is_the_slope_of_the_medians(answer, slow_to_open):
     machine = FakeMachine(fixed_ns=500, per_fd_ns=37, interrupt_every=4, interrupt_ns=5_000_000)
+    slow_to_open(machine)
     got = answer.cost_per_fd(
         [1, 50, 100, 200, 400], repeats=21, clock=machine.clock, select_fn=machine.select
     )

@@ -9,6 +9,8 @@ it the way a student and a teacher do, in a subprocess, and check that:
   collection error or a timeout;
 - the score table and the Gradescope-shaped JSON both say so, with a hint
   for every failure;
+- a first run is short: no tracebacks, one line and a hint per failure, the
+  score table last; ``--tb=long`` (or ``-v``) gives the full picture;
 - points are per test (partial credit), and a test without points is refused.
 
 If you are working through the exercises, your exercises/ex*.py are no longer
@@ -29,7 +31,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-POINTS = {  # the guide values of issue 5
+POINTS = {  # points per exercise, as README.md and exercises/README.md list them
     "ex01-framing": 10,
     "ex02-textbook-server": 15,
     "ex03-select-loop": 20,
@@ -68,7 +70,7 @@ def grade(root: Path, tmp: Path, *options: str) -> Grading:
     command = [sys.executable, "-m", "pytest", "exercises", "-p", "no:cacheprovider", "-q"]
     try:
         run = subprocess.run(
-            [*command, "--tb=line", f"--score-json={out}", *options],
+            [*command, f"--score-json={out}", *options],
             cwd=root,
             capture_output=True,
             text=True,
@@ -117,6 +119,30 @@ def test_every_failure_comes_with_a_hint(stubs: Grading):
         assert re.search(r"^hint: \S", test["output"], re.MULTILINE), test
     table = stubs.stdout[stubs.stdout.index("exercise scores") :]
     assert len(re.findall(r"^    hint: ", table, re.MULTILINE)) == len(POINTS), table
+
+
+def test_a_first_run_is_short_with_the_score_table_last(stubs: Grading):
+    lines = stubs.stdout.splitlines()
+    tracebacks = [line for line in lines if line.startswith(("E  ", "Traceback", "____"))]
+    assert not tracebacks, f"tracebacks in the default output:\n{stubs.stdout}"
+    failures = stubs.stdout[
+        stubs.stdout.index("= failed tests =") : stubs.stdout.index("= exercise scores =")
+    ]
+    for test in stubs.score["tests"]:
+        exercise, name = test["name"].split(": ")
+        line = re.search(rf"^{exercise[:4]} {name}: (.*)\n    hint: \S", failures, re.MULTILINE)
+        assert line, f"{name}: no line and hint:\n{failures}"
+        first_line = test["output"].splitlines()[0]
+        assert line[1] == first_line or first_line.startswith(line[1].removesuffix("…")), name
+    assert lines[-2].startswith("graded: ") and re.fullmatch(r"\d+ failed in .*", lines[-1])
+    assert len(lines) < 5 * len(stubs.score["tests"]) + 40, f"{len(lines)} lines"
+
+
+def test_the_full_picture_on_request(tmp_path: Path):
+    graded = grade(REPO, tmp_path, "--tb=long", "-k", "ex01")
+    assert 'raise NotImplementedError("exercise 1' in graded.stdout, graded.stdout
+    assert re.search(r"^-+ hint -+$", graded.stdout, re.MULTILINE), graded.stdout
+    assert "= failed tests =" not in graded.stdout
 
 
 def test_the_score_file_has_gradescopes_shape(stubs: Grading):
