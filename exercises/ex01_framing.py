@@ -1,7 +1,7 @@
 """Exercise 1 — line framing (10 points).
 
 Read first: notebook 01 (why multiplex at all) for what a recv() returns, and
-chatlab/room.py, whose LineCodec is the one user of this class. Do not read
+chatlab/codec.py, whose LineCodec is the one user of this class. Do not read
 chatlab/framing.py yet (only its LINE_TOO_LONG marker is yours to use): it is
 the answer.
 
@@ -52,5 +52,5 @@ class LineBuffer:
 
 
 # When you pass: compare your feed with chatlab/framing.py. Then look at how
-# chatlab/room.py wraps it in a Codec, so the same room can also speak the
+# chatlab/codec.py wraps it in a Codec, so the same room can also speak the
 # WebSocket protocol, whose frames carry lines with no newline at all.
