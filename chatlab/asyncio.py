@@ -85,6 +85,10 @@ class AsyncioServer:
     def __init__(self, listeners: list[Listener], room: Room) -> None:
         self.listeners = listeners
         self.room = room
+        # Made now: at EMFILE, refusing must not import a module or open a file.
+        self.refusals = {
+            listener.protocol: room.refusal(listener.protocol) for listener in listeners
+        }
         self.room_open = True  # False once the room has said goodbye to everyone
         self.clients: dict[int, Client] = {}  # cid -> client
         self.cids = itertools.count(1)  # fds are reused too soon to name a client
@@ -145,7 +149,7 @@ class AsyncioServer:
 
     def accept_from(self, listener: Listener) -> None:
         """The listener is readable: accept what is waiting, a batch per turn of the loop."""
-        refusal = self.room.refusal(listener.protocol)
+        refusal = self.refusals[listener.protocol]
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             # Output is already gathered into one write per turn; Nagle's algorithm would
             # only hold it back for the peer's delayed ACK, up to 40 ms. (asyncio sets this
@@ -193,6 +197,8 @@ class AsyncioServer:
             while True:
                 await client.has_output.wait()
                 client.has_output.clear()
+                if writer.transport.is_closing():
+                    return  # reset meanwhile (uvloop's write would raise RuntimeError)
                 if client.outbox:
                     data, client.outbox = client.outbox, bytearray()  # the transport keeps data
                     writer.write(data)

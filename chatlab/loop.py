@@ -57,6 +57,10 @@ class EventLoopServer:
     def __init__(self, listeners: list[Listener], room: Room) -> None:
         self.room = room
         self.listeners = {listener.sock.fileno(): listener for listener in listeners}
+        # Made now: at EMFILE, refusing must not import a module or open a file.
+        self.refusals = {
+            listener.protocol: room.refusal(listener.protocol) for listener in listeners
+        }
         self.peers: dict[int, Peer] = {}  # fd -> peer
         self.writers: set[int] = set()  # fds watched for writability: their outbox is not empty
         self.unflushed: set[int] = set()  # fds given output since the last flush
@@ -130,7 +134,7 @@ class EventLoopServer:
     # -- the handlers ----------------------------------------------------------
 
     def accept_from(self, listener: Listener) -> None:
-        refusal = self.room.refusal(listener.protocol)
+        refusal = self.refusals[listener.protocol]
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             self.add_peer(sock, listener.protocol)
 
@@ -139,7 +143,7 @@ class EventLoopServer:
         fd = sock.fileno()
         if not self.can_watch(fd):
             log.info("refused fd %d: %s cannot watch it", fd, self.name)
-            refuse(sock, self.room.refusal(protocol))
+            refuse(sock, self.refusals[protocol])
             return
         # The loop already gathers a turn's output into one send, so Nagle's
         # algorithm would only add delay.

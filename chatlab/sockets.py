@@ -66,6 +66,7 @@ class SpareFd:
 
     def __init__(self) -> None:
         self.fd: int | None = os.open(os.devnull, os.O_RDONLY)
+        self.refused = 0  # connections refused since the last one accepted: one burst
 
     def refuse_next(self, listener: socket.socket, message: bytes) -> bool:
         """Refuse the next waiting connection; False if there was none to refuse."""
@@ -78,7 +79,6 @@ class SpareFd:
             sock = None  # nobody is waiting (EAGAIN), or the peer has given up
         else:
             refuse(sock, message)
-            log.info("refused a connection: out of file descriptors")
         finally:
             try:
                 self.fd = os.open(os.devnull, os.O_RDONLY)
@@ -99,7 +99,8 @@ def accept_waiting(
 
     Out of file descriptors (EMFILE, ENFILE), each caller still waiting is
     refused politely through the spare fd; leaving it queued would keep the
-    listener readable and make a level-triggered loop spin.
+    listener readable and make a level-triggered loop spin. ``refusal`` must be
+    ready-made bytes: at EMFILE, building it must not import or open anything.
     """
     accepted = []
     for _ in range(ACCEPT_BATCH):
@@ -113,7 +114,13 @@ def accept_waiting(
                 continue
             if not spare_fd.refuse_next(listener, refusal):
                 break  # at EMFILE accept() fails even with nobody waiting
+            if not spare_fd.refused:  # a line when a burst begins and one when it ends
+                log.info("out of file descriptors: refusing connections")
+            spare_fd.refused += 1
             continue
+        if spare_fd.refused:
+            log.info("accepting again, after %d refused connection(s)", spare_fd.refused)
+            spare_fd.refused = 0
         accepted.append(sock)
     return accepted
 

@@ -62,6 +62,10 @@ class ThreadedServer:
     def __init__(self, listeners: list[Listener], room: Room) -> None:
         self.room = room
         self.listeners = {listener.sock.fileno(): listener for listener in listeners}
+        # Made now: at EMFILE, refusing must not import a module or open a file.
+        self.refusals = {
+            listener.protocol: room.refusal(listener.protocol) for listener in listeners
+        }
         self.lock = threading.Lock()  # guards the room, self.clients and every outbox
         self.clients: dict[int, Client] = {}  # cid -> client
         self.cids = itertools.count(1)  # fds are reused too soon to name a threaded client
@@ -87,7 +91,7 @@ class ThreadedServer:
         self.waker.wake()
 
     def accept_from(self, listener: Listener) -> None:
-        refusal = self.room.refusal(listener.protocol)
+        refusal = self.refusals[listener.protocol]
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             self.start_client(sock, listener.protocol)
 
@@ -113,7 +117,7 @@ class ThreadedServer:
                 client.outbox.clear()
                 self.end(client)  # a writer that did start ends at once
                 self.deliver(self.room.disconnect(client.cid))
-            refuse(sock, self.room.refusal(protocol))
+            refuse(sock, self.refusals[protocol])
 
     def read_loop(self, client: Client) -> None:
         """The reader thread: block in recv, feed the room under the lock."""
