@@ -51,14 +51,13 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import Listener, Timeouts, serve
 from chatlab.room import Output, Room
 from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, accept_waiting
 
 log = logging.getLogger("chatlab")
 
 CLOSE_GRACE = 2.0  # seconds a half-closed connection waits for the peer to close its side
-SHUTDOWN_GRACE = 2.0  # seconds the clients get to receive their goodbyes at shutdown
 
 
 @dataclass(eq=False)
@@ -82,9 +81,10 @@ class AsyncioServer:
 
     name = "asyncio"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
         self.listeners = listeners
         self.room = room
+        self.timeouts = timeouts
         # Made now: at EMFILE, refusing must not import a module or open a file.
         self.refusals = {
             listener.protocol: room.refusal(listener.protocol) for listener in listeners
@@ -138,10 +138,11 @@ class AsyncioServer:
         clients = list(self.clients.values())
         self.deliver(self.room.shutdown())  # each writer sends the goodbye and half-closes
         self.room_open = False  # departures from now on are not announced
-        await _wait_for_all([client.writing for client in clients if client.writing])
+        grace = self.timeouts.shutdown_grace
+        await _wait_for_all([client.writing for client in clients if client.writing], grace)
         for client in clients:
             client.writer.close()  # the readers see the end and finish
-        await _wait_for_all(self.connections)
+        await _wait_for_all(self.connections, grace)
         for client in clients:
             client.writer.transport.abort()  # those that would not take their last bytes
 
@@ -180,10 +181,17 @@ class AsyncioServer:
         self.clients[client.cid] = client
         client.writing = writing = asyncio.create_task(self.write_loop(client))
         log.info("client %d connected (%s)", client.cid, protocol)
+        web = protocol == "web"
         try:
             self.deliver(self.room.connect(client.cid, protocol))
-            while data := await reader.read(RECV_SIZE):
-                self.deliver(self.room.receive(client.cid, data))
+            # A browser that never finishes its request is closed; a WebSocket may stay quiet.
+            async with asyncio.timeout(self.timeouts.http if web else None) as http_deadline:
+                while data := await reader.read(RECV_SIZE):
+                    self.deliver(self.room.receive(client.cid, data))
+                    if web and self.room.connections[client.cid].codec.upgraded:
+                        http_deadline.reschedule(None)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            log.info("client %d: no complete HTTP request in time", client.cid)
         except OSError as error:  # ECONNRESET, ETIMEDOUT, ...
             log.info("client %d: %s", client.cid, error.strerror or error)
         finally:
@@ -266,10 +274,10 @@ def _half_close(writer: asyncio.StreamWriter) -> None:
     asyncio.get_running_loop().call_later(CLOSE_GRACE, writer.transport.abort)
 
 
-async def _wait_for_all(tasks: Collection[asyncio.Task[None]]) -> None:
-    """Wait until these tasks are done, for at most ``SHUTDOWN_GRACE`` seconds."""
+async def _wait_for_all(tasks: Collection[asyncio.Task[None]], timeout: float) -> None:
+    """Wait until these tasks are done, for at most ``timeout`` seconds."""
     if tasks:
-        await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+        await asyncio.wait(tasks, timeout=timeout)
 
 
 def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

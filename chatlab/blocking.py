@@ -18,9 +18,11 @@ import socket
 import sys
 from collections.abc import Iterator
 
-from chatlab.cli import Listener, serve
-from chatlab.room import Output, Room
+from chatlab.cli import LISTEN_BACKLOG, Listener, Timeouts, serve
+from chatlab.room import LineCodec, Output, Room
 from chatlab.sockets import RECV_SIZE, close_gently
+
+SHUTTING_DOWN = LineCodec.encode("* server shutting down")  # for the callers still queued
 
 log = logging.getLogger("chatlab")
 
@@ -34,8 +36,9 @@ class BlockingServer:
 
     name = "blocking"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
         self.room = room
+        self.timeouts = timeouts
         self.listeners = {listener.sock: listener for listener in listeners}
         self.client: socket.socket | None = None  # the one connection being served
         self.running = True
@@ -84,6 +87,8 @@ class BlockingServer:
         """Greet, then read and answer, until the client or the room ends it."""
         cid = sock.fileno()
         log.info("fd %d connected (%s)", cid, protocol)
+        if protocol == "web":  # a browser that never finishes its request must not hold us
+            sock.settimeout(self.timeouts.http)
         try:
             if self.send_output(sock, self.room.connect(cid, protocol)):
                 while True:  # until the client leaves, or a signal makes recv raise Shutdown
@@ -91,8 +96,10 @@ class BlockingServer:
                         data = sock.recv(RECV_SIZE)
                     if not data or not self.send_output(sock, self.room.receive(cid, data)):
                         break
+                    if protocol == "web" and self.room.connections[cid].codec.upgraded:
+                        sock.settimeout(None)  # a WebSocket member may be as quiet as it likes
         except OSError:
-            pass  # reset or broken pipe: the client is gone either way
+            pass  # reset, broken pipe or the HTTP timeout: the client is gone either way
         finally:
             if self.running:
                 self.room.disconnect(cid)  # nobody else is here to be told
@@ -118,17 +125,35 @@ class BlockingServer:
             self.waiting = False
 
     def close(self) -> None:
-        """Say goodbye to the client being served, if any, and close every socket."""
+        """Say goodbye to the client being served and those queued, and close every socket."""
         for listener in self.listeners.values():
+            self.turn_away_queued(listener)
             listener.sock.close()
         if self.client is not None:
             output = self.room.shutdown()
             try:
-                self.client.settimeout(1.0)  # a client that is not reading gets no goodbye
+                self.client.settimeout(self.timeouts.shutdown_grace)  # a client not reading
                 self.client.sendall(b"".join(data for _, data in output.sends))
             except OSError:
                 pass
             self.client.close()
+
+    def turn_away_queued(self, listener: Listener) -> None:
+        """Accept the callers still in the listen queue, tell them, and close them gently.
+
+        Closing a listener with connections still queued resets them, and a reset
+        says nothing about why. A browser gets a plain close: it has not asked yet.
+        """
+        for _ in range(LISTEN_BACKLOG):  # those queued now, not whoever keeps arriving
+            try:
+                sock, _address = listener.sock.accept()  # the listener does not block
+            except OSError:
+                return  # none left (EAGAIN), or out of fds: the rest are reset after all
+            if listener.protocol == "line":
+                with contextlib.suppress(OSError):
+                    sock.setblocking(False)
+                    sock.send(SHUTTING_DOWN)
+            close_gently(sock)
 
 
 if __name__ == "__main__":

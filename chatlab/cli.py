@@ -43,6 +43,14 @@ class Listener:
     protocol: str  # "line" (nc, telnet, the client) or "web" (the browser page)
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a server waits on its clients, in seconds."""
+
+    http: float | None = 10.0  # for a web connection to become a WebSocket or be done; None: ever
+    shutdown_grace: float = 2.0  # for the clients to take their last bytes when we stop
+
+
 class Server(Protocol):
     """What ``serve`` needs of a variant: run until stopped, stop from a signal handler."""
 
@@ -54,7 +62,7 @@ class Server(Protocol):
 class ServerClass(Protocol):
     name: str
 
-    def __call__(self, listeners: list[Listener], room: Room) -> Server: ...
+    def __call__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> Server: ...
 
 
 def parse_args(variant: str, doc: str | None, argv: list[str] | None) -> argparse.Namespace:
@@ -93,6 +101,21 @@ def parse_args(variant: str, doc: str | None, argv: list[str] | None) -> argpars
         help="longest line accepted (default %(default)s)",
     )
     parser.add_argument(
+        "--http-timeout",
+        type=_seconds,
+        default=Timeouts.http,
+        metavar="SECONDS",
+        help="close a web connection that has not finished its HTTP request by then"
+        " (default %(default)s; 0 = never)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=_seconds,
+        default=Timeouts.shutdown_grace,
+        metavar="SECONDS",
+        help="on SIGINT or SIGTERM, keep sending queued output this long (default %(default)s)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log connections and drops to stderr"
     )
     return parser.parse_args(argv)
@@ -117,7 +140,8 @@ def serve(server_class: ServerClass, argv: list[str] | None = None) -> int:
         print(f"chatlab: {error.strerror}", file=sys.stderr)
         return 1
     room = Room(max_line=options.max_line, max_clients=options.max_clients)
-    server = server_class(listeners, room)
+    timeouts = Timeouts(options.http_timeout or None, options.shutdown_grace)
+    server = server_class(listeners, room, timeouts)
     with stop_on_signals(server):  # before announcing: a signal may follow the announcement at once
         announce(variant, listeners)
         server.run()
@@ -265,6 +289,13 @@ def _port(text: str) -> int:
 def _web_port(text: str) -> int | None:
     """A port number, or None for "auto": any free port (0 already means "off")."""
     return None if text == "auto" else _port(text)
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not 0 <= seconds < 1e6:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 or more)")
+    return seconds
 
 
 def _positive(text: str) -> int:

@@ -6,26 +6,36 @@ The select, poll and epoll variants differ only in how they ask the kernel
 loop:
 
     while self.running:
-        <wait until some sockets are ready>
+        <wait until some sockets are ready, or self.timeout() seconds>
         for each ready socket: on_readable(fd) and/or on_writable(fd)
-        self.flush()
+        self.end_turn()
 
 Handlers never block. Reads take what the kernel has. Output goes into the
 peer's ``outbox`` and is written once per turn of the loop, in as few ``send``
 calls as the kernel allows; whatever the kernel will not take yet stays queued
 and the peer is watched for writability until the outbox is empty. A peer whose
 outbox passes ``MAX_OUTBOX`` is a slow consumer and is dropped, so one client
-that stops reading cannot make the server hold unbounded memory for it.
+that stops reading cannot make the server hold unbounded memory for it. The
+check is made the moment output is queued, not only after a flush: one turn
+can read from every sender at once, and each read is copied to every peer.
+
+The loop's only clock is ``end_turn``: the wait ends by ``timeout()`` at the
+latest, and each turn then closes the web connections that have not finished
+their HTTP request in time (``--http-timeout``) and, once a signal has asked
+us to stop, ends the loop when every client has its last byte or the grace
+period (``--shutdown-grace``) is over.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-from chatlab.cli import Listener
+from chatlab.cli import Listener, Timeouts
 from chatlab.room import Output, Room
 from chatlab.sockets import (
     MAX_OUTBOX,
@@ -54,8 +64,9 @@ class EventLoopServer:
 
     name: ClassVar[str]
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
         self.room = room
+        self.timeouts = timeouts
         self.listeners = {listener.sock.fileno(): listener for listener in listeners}
         # Made now: at EMFILE, refusing must not import a module or open a file.
         self.refusals = {
@@ -66,6 +77,10 @@ class EventLoopServer:
         self.unflushed: set[int] = set()  # fds given output since the last flush
         self.waker = Waker()  # a signal writes a byte to it to end the wait
         self.spare_fd = SpareFd()  # given up to refuse a connection on EMFILE
+        # (deadline, fd, peer) per web peer, oldest first: all get the same timeout
+        self.http_deadlines: deque[tuple[float, int, Peer]] = deque()
+        self.stopping = False  # a signal asked us to stop: the shutdown begins at the turn's end
+        self.shutdown_deadline: float | None = None  # set when it has begun
         self.running = True
 
     # -- the variant's part ----------------------------------------------------
@@ -96,21 +111,49 @@ class EventLoopServer:
         self.waker.arm()
 
     def stop(self) -> None:
-        """Called from a signal handler: the loop ends after the wait it is in."""
-        self.running = False
+        """Called from a signal handler: the shutdown begins after the wait it is in."""
+        self.stopping = True
         self.waker.wake()
 
-    def close(self) -> None:
-        """Tell every client we are going, send what fits, and close every socket."""
-        for listener in self.listeners.values():
+    def begin_shutdown(self) -> None:
+        """Stop accepting, tell every client we are going; their input is ignored from now on."""
+        for fd, listener in self.listeners.items():
+            self.unregister(fd)
             listener.sock.close()
+        self.listeners.clear()
         self.deliver(self.room.shutdown())
-        for peer in self.peers.values():
-            _send_what_fits(peer)
+        self.shutdown_deadline = time.monotonic() + self.timeouts.shutdown_grace
+
+    def close(self) -> None:
+        """Close every socket; a client still behind after the grace period loses the rest."""
+        for fd, peer in self.peers.items():
+            log.warning("fd %d closed at shutdown with %d bytes unsent", fd, len(peer.outbox))
             close_gently(peer.sock)
         self.peers.clear()
         self.waker.close()
         self.spare_fd.close()
+
+    # -- the clock -----------------------------------------------------------------
+
+    def timeout(self) -> float | None:
+        """Seconds the wait may last: until the next deadline, or None for no limit."""
+        deadlines = [self.http_deadlines[0][0]] if self.http_deadlines else []
+        if self.shutdown_deadline is not None:
+            deadlines.append(self.shutdown_deadline)
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def end_turn(self) -> None:
+        """Act on the deadlines that have passed, then write out what this turn queued."""
+        now = time.monotonic()
+        while self.http_deadlines and self.http_deadlines[0][0] <= now:
+            _deadline, fd, peer = self.http_deadlines.popleft()
+            if self.peers.get(fd) is peer and not self.room.connections[fd].codec.upgraded:
+                self.drop(fd, "no complete HTTP request in time")
+        if self.stopping and self.shutdown_deadline is None:
+            self.begin_shutdown()
+        self.flush()
+        if self.shutdown_deadline is not None:
+            self.running = bool(self.peers) and now < self.shutdown_deadline
 
     # -- events ----------------------------------------------------------------
 
@@ -148,7 +191,9 @@ class EventLoopServer:
         # The loop already gathers a turn's output into one send, so Nagle's
         # algorithm would only add delay.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.peers[fd] = Peer(sock)
+        self.peers[fd] = peer = Peer(sock)
+        if protocol == "web" and self.timeouts.http is not None:
+            self.http_deadlines.append((time.monotonic() + self.timeouts.http, fd, peer))
         self.register(fd)
         log.info("fd %d connected (%s)", fd, protocol)
         self.deliver(self.room.connect(fd, protocol))
@@ -201,11 +246,18 @@ class EventLoopServer:
         self.modify(fd)
 
     def deliver(self, output: Output) -> None:
-        """Queue what the room asked for; it is written at the end of the turn."""
+        """Queue what the room asked for; it is written at the end of the turn.
+
+        An outbox that passes the cap is flushed at once: the peer is dropped only if
+        the kernel will not take enough, so memory never holds more than the cap
+        and one entry per peer, however many senders this turn has read from.
+        """
         for fds, data in output.sends:
             for fd in fds:
                 if (peer := self.peers.get(fd)) is not None:
                     peer.outbox += data
+                    if len(peer.outbox) > MAX_OUTBOX:
+                        self.write_to(fd)
             self.unflushed.update(fds)
         for fd in output.closes:
             if (peer := self.peers.get(fd)) is not None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import select
 import sys
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import Listener, Timeouts, serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
 
@@ -27,8 +27,8 @@ class SelectServer(EventLoopServer):
 
     name = "select"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
-        super().__init__(listeners, room)
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
+        super().__init__(listeners, room, timeouts)
         self.readers: set[int] = set()  # every fd we read from; select() gets it whole each call
 
     def register(self, fd: int) -> None:
@@ -44,15 +44,15 @@ class SelectServer(EventLoopServer):
         return fd < FD_SETSIZE
 
     def run(self) -> None:
-        """Wait, read and feed the room, flush; until a signal stops us."""
+        """Wait, read and feed the room, end the turn; until a signal stops us."""
         self.start()
         while self.running:
-            readable, writable, _ = select.select(self.readers, self.writers, [])
+            readable, writable, _ = select.select(self.readers, self.writers, [], self.timeout())
             for fd in readable:
                 self.on_readable(fd)
             for fd in writable:
                 self.on_writable(fd)
-            self.flush()
+            self.end_turn()
         self.close()
 
 

@@ -25,7 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from chatlab.cli import Listener, serve
+from chatlab.cli import Listener, Timeouts, serve
 from chatlab.room import Output, Room
 from chatlab.sockets import (
     MAX_OUTBOX,
@@ -39,7 +39,7 @@ from chatlab.sockets import (
 
 log = logging.getLogger("chatlab")
 
-SHUTDOWN_GRACE = 2.0  # seconds the writers get to send their goodbyes
+CLOSE_GRACE = 2.0  # seconds a leaving client's writer gets to send what is queued
 
 
 @dataclass(eq=False)
@@ -49,8 +49,11 @@ class Client:
     sock: socket.socket
     cid: int
     has_output: threading.Condition  # notified when outbox grows or closing is set
-    outbox: bytearray = field(default_factory=bytearray)  # queued bytes the writer has not sent
+    outbox: bytearray = field(default_factory=bytearray)  # queued bytes the writer has not taken
+    unsent: int = 0  # bytes the writer has taken that the kernel has not accepted yet
+    refused: bool = False  # the kernel refused the writer's last send: the client is behind
     closing: bool = False  # the writer sends what is queued, then ends the connection
+    dropped: bool = False  # cut off as a slow consumer: nothing more is queued for it
     threads: list[threading.Thread] = field(default_factory=list)  # writer and reader
 
 
@@ -59,8 +62,9 @@ class ThreadedServer:
 
     name = "threaded"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
         self.room = room
+        self.timeouts = timeouts
         self.listeners = {listener.sock.fileno(): listener for listener in listeners}
         # Made now: at EMFILE, refusing must not import a module or open a file.
         self.refusals = {
@@ -101,8 +105,8 @@ class ThreadedServer:
         client = Client(sock, next(self.cids), threading.Condition(self.lock))
         # The writer starts first: a reader whose peer is already gone joins it at once.
         client.threads = [
-            threading.Thread(target=target, args=(client,), daemon=True)
-            for target in (self.write_loop, self.read_loop)
+            threading.Thread(target=self.write_loop, args=(client,), daemon=True),
+            threading.Thread(target=self.read_loop, args=(client, protocol), daemon=True),
         ]
         log.info("client %d connected (%s)", client.cid, protocol)
         with self.lock:
@@ -119,20 +123,27 @@ class ThreadedServer:
                 self.deliver(self.room.disconnect(client.cid))
             refuse(sock, self.refusals[protocol])
 
-    def read_loop(self, client: Client) -> None:
+    def read_loop(self, client: Client, protocol: str) -> None:
         """The reader thread: block in recv, feed the room under the lock."""
+        web = protocol == "web"
+        if web:  # a browser that never finishes its request is closed (the writer's sends too)
+            client.sock.settimeout(self.timeouts.http)
         try:
             while data := client.sock.recv(RECV_SIZE):
                 with self.lock:
                     self.deliver(self.room.receive(client.cid, data))
+                    upgraded = web and self.room.connections[client.cid].codec.upgraded
+                if upgraded:
+                    web = False
+                    client.sock.settimeout(None)  # a WebSocket member may be as quiet as it likes
         except OSError:
-            pass  # reset, or the writer shut the socket down
+            pass  # reset, the HTTP timeout, or the writer shut the socket down
         with self.lock:
             self.clients.pop(client.cid, None)
             self.end(client)
             self.deliver(self.room.disconnect(client.cid))
         writer = client.threads[0]
-        writer.join(SHUTDOWN_GRACE)  # let it send what is queued, unless the client is not reading
+        writer.join(CLOSE_GRACE)  # let it send what is queued, unless the client is not reading
         if writer.is_alive():
             _shut_down(client.sock)  # makes the blocked sendall fail
             writer.join()
@@ -145,28 +156,36 @@ class ThreadedServer:
             with self.lock:
                 while not client.outbox and not client.closing:
                     client.has_output.wait()
-                data = bytes(client.outbox)
-                client.outbox.clear()
+                data, client.outbox = client.outbox, bytearray()
+                client.unsent = len(data)
             if not data:
                 break  # closing, and nothing left to send
             try:
-                client.sock.sendall(data)
+                _send_all(client, data)
             except OSError:
                 break
         _shut_down(client.sock)  # wakes the reader, if it is still in recv
 
     def deliver(self, output: Output) -> None:
-        """Queue what the room asked for and wake the writers; the caller holds the lock."""
+        """Queue what the room asked for and wake the writers; the caller holds the lock.
+
+        A slow consumer is one whose queued bytes pass the cap while the kernel
+        refuses more: a client that reads, but whose writer thread has not run
+        yet, is not one. A writer twice the cap behind is cut off all the same,
+        so the memory a client costs stays bounded.
+        """
         for cids, data in output.sends:
             for cid in cids:
                 client = self.clients.get(cid)
-                if client is None:
+                if client is None or client.dropped:
                     continue
                 client.outbox += data
-                if len(client.outbox) > MAX_OUTBOX:  # a slow consumer: disconnect it
-                    log.info("client %d dropped: slow consumer", cid)
+                pending = len(client.outbox) + client.unsent
+                if pending > MAX_OUTBOX and (client.refused or pending > 2 * MAX_OUTBOX):
+                    log.info("client %d dropped: slow consumer, %d bytes unsent", cid, pending)
+                    client.dropped = True
                     client.outbox.clear()
-                    _shut_down(client.sock)
+                    _shut_down(client.sock)  # its reader then tells the room
                 client.has_output.notify()
         for cid in output.closes:
             if (client := self.clients.get(cid)) is not None:
@@ -184,7 +203,7 @@ class ThreadedServer:
         with self.lock:
             self.deliver(self.room.shutdown())
             threads = [thread for client in self.clients.values() for thread in client.threads]
-        deadline = time.monotonic() + SHUTDOWN_GRACE
+        deadline = time.monotonic() + self.timeouts.shutdown_grace
         for thread in threads:
             thread.join(max(0.0, deadline - time.monotonic()))
         with self.lock:
@@ -192,6 +211,20 @@ class ThreadedServer:
                 _shut_down(client.sock)
         self.waker.close()
         self.spare_fd.close()
+
+
+def _send_all(client: Client, data: bytearray) -> None:
+    """``sendall``, keeping ``client.unsent`` and ``client.refused`` up to date for ``deliver``."""
+    view = memoryview(data)
+    while view:
+        try:
+            sent = client.sock.send(view, socket.MSG_DONTWAIT)
+        except BlockingIOError:
+            client.refused = True  # the kernel's buffer is full: the client is not keeping up
+            sent = client.sock.send(view[:RECV_SIZE])  # blocks until there is room
+            client.refused = False
+        view = view[sent:]
+        client.unsent = len(view)
 
 
 def _shut_down(sock: socket.socket) -> None:

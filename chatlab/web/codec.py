@@ -103,6 +103,11 @@ class WebCodec:
         self.message_size = 0  # its UTF-8 bytes so far, kept or not
         self.finished = False  # we have answered for the last time: ignore the rest
 
+    @property
+    def upgraded(self) -> bool:
+        """Has the connection become a WebSocket? Until then the server may time it out."""
+        return self.ws is not None
+
     # -- the Codec protocol ------------------------------------------------------
 
     def start(self) -> list[Event]:
