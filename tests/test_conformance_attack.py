@@ -7,14 +7,22 @@ the CPU stays idle, the log stays short.
 
 from __future__ import annotations
 
+import os
 import resource
+import signal
 import socket
 import struct
+import threading
+import time
 from collections.abc import Callable
 
-from conftest import TIMEOUT, Chat, ChatClient, Closed, NoLine, cpu_seconds_over
+import pytest
+from conftest import TIMEOUT, Chat, ChatClient, Closed, NoLine, cpu_seconds_over, open_fds
+from websockets.sync.client import ClientConnection, connect
 
-from chatlab.launch import ServerProcess
+from chatlab.launch import ServerProcess, wait_for
+from chatlab.sockets import MAX_OUTBOX
+from chatlab.variants import available_variants
 
 FD_LIMIT = 64  # descriptors the server may hold in the fd-limit tests
 FULL_CPU = 0.3  # seconds of CPU a full server may use in 2 s: far from a spin (2 s)
@@ -108,3 +116,178 @@ def test_resets_before_the_welcome_leave_no_trace_in_the_log(
     bob.expect(f"<{alice.nick}> after the resets")
     chat.close()
     assert not [line for line in server.lines if "Task exception" in line or "Error" in line]
+
+
+# -- the HTTP timeout ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("any_variant", available_variants())
+def test_a_web_connection_that_never_finishes_its_request_is_closed(
+    any_variant: str, fresh: Callable[..., ServerProcess]
+) -> None:
+    """``GET /`` and silence: closed after --http-timeout; a WebSocket member may stay quiet."""
+    server = fresh(any_variant, *WEB, "--http-timeout", "1")
+    with socket.create_connection((server.host, server.web_port), timeout=TIMEOUT) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /\r\n")
+        try:
+            assert sock.recv(100) == b"", "an answer to half a request"
+        except ConnectionResetError:
+            pass
+        assert 0.9 <= time.monotonic() - started <= 3.0
+    with web_member(server) as ws:  # the server is free again (blocking: it was held)
+        assert ws.recv(timeout=TIMEOUT).startswith("* welcome to chatlab")
+        time.sleep(1.5)  # past the HTTP timeout, as a member
+        ws.send("/who")
+        assert ws.recv(timeout=TIMEOUT).startswith("* online: ")
+
+
+def web_member(server: ServerProcess) -> ClientConnection:
+    return connect(f"ws://{server.host}:{server.web_port}/ws", open_timeout=TIMEOUT, proxy=None)
+
+
+# -- shutdown ------------------------------------------------------------------------
+
+
+def read_to_the_end(sock: socket.socket, limit: float) -> bytes:
+    """Everything the server sends until it closes, within ``limit`` seconds."""
+    received = bytearray()
+    deadline = time.monotonic() + limit
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(1 << 20)
+        except ConnectionResetError:
+            break
+        if not chunk:
+            return bytes(received)
+        received += chunk
+    raise AssertionError(
+        f"not closed within {limit} s; {len(received)} bytes, ends {received[-80:]!r}"
+    )
+
+
+def kernel_send_queue(server: ServerProcess, client: ChatClient) -> int:
+    """Bytes the server's kernel holds for ``client``, from /proc/net/tcp (tx_queue)."""
+    ours = f"{socket.htonl(0x7F000001):08X}:{server.port:04X}"
+    theirs = f"{socket.htonl(0x7F000001):08X}:{client.sock.getsockname()[1]:04X}"
+    with open("/proc/net/tcp") as table:
+        for row in table:
+            fields = row.split()
+            if fields[1:3] == [ours, theirs]:
+                return int(fields[4].split(":")[0], 16)
+    raise AssertionError("the connection is not in /proc/net/tcp")
+
+
+def test_shutdown_drains_what_a_paused_reader_has_queued(
+    variant: str, fresh: Callable[..., ServerProcess]
+) -> None:
+    """A reader has paused with its kernel buffers full and 0.6 MB more queued (under the cap).
+
+    After SIGTERM it resumes reading, and must get every line, then the notice.
+    """
+    server = fresh(variant)
+    chat = Chat(server)
+    try:
+        reader = chat.join(rcvbuf=4096)
+        talker = chat.join()
+        lines = [f"line {i:05d} " + "x" * 88 for i in range(60_000)]  # 100 bytes each, with "\n"
+        chunk, sent, beyond_the_kernel = 300, 0, 0
+        while beyond_the_kernel < 20 * chunk:  # 20 chunks the kernel did not take: 0.6 MB
+            before = kernel_send_queue(server, reader)
+            talker.say(*lines[sent : sent + chunk], "/who")
+            talker.expect("* online: ")  # the server has queued every line so far
+            sent += chunk
+            if kernel_send_queue(server, reader) - before < chunk * 100 * 0.9:
+                beyond_the_kernel += chunk  # most of this chunk is waiting in the outbox
+        os.kill(server.proc.pid, signal.SIGTERM)
+        time.sleep(0.3)  # the reader resumes only after the signal
+        received = read_to_the_end(reader.sock, TIMEOUT).decode().splitlines()
+        expected = [f"<{talker.nick}> {line}" for line in lines[:sent]] + ["* server shutting down"]
+        assert len(received) == len(expected) and received == expected
+        assert server.proc.wait(TIMEOUT) == 0
+    finally:
+        chat.close()
+
+
+# -- an unpaced blast ----------------------------------------------------------------
+
+BLAST_INPUT = 32 * 2**20  # bytes all the senders of a blast write in all
+BLAST_SECONDS = 20.0  # at most
+MIB = 2**20
+
+
+def peak_rss(pid: int) -> int:
+    """The process's peak resident set size so far, in bytes (VmHWM)."""
+    with open(f"/proc/{pid}/status") as status:
+        for row in status:
+            if row.startswith("VmHWM:"):
+                return int(row.split()[1]) * 1024
+    raise AssertionError("no VmHWM")
+
+
+def blast(server: ServerProcess, senders: int) -> int:
+    """``senders`` clients write lines as fast as the server takes them and read slowly.
+
+    A thread per sender writes 64 KiB at a time, until all have written
+    ``BLAST_INPUT`` bytes or ``BLAST_SECONDS`` pass; one more thread reads up to
+    64 KiB from each every 10 ms, slower than the room sends. Returns the
+    server's peak RSS.
+    """
+    socks = [ChatClient.connect(server).sock for _ in range(senders)]
+    payload = (b"x" * 99 + b"\n") * 655  # 65,500 bytes of 100-byte lines
+    rounds = BLAST_INPUT // senders // len(payload) + 1
+    deadline = time.monotonic() + BLAST_SECONDS
+    done = threading.Event()
+    start = threading.Barrier(senders)  # all at once: every sender is ready in the same turn
+
+    def write(sock: socket.socket) -> None:
+        start.wait()
+        for _ in range(rounds):
+            if time.monotonic() > deadline:
+                return
+            try:
+                sock.sendall(payload)
+            except OSError:  # dropped by the server, or the timeout
+                return
+
+    def read_slowly() -> None:
+        while not done.wait(0.01):
+            for sock in socks:
+                try:
+                    sock.recv(65536, socket.MSG_DONTWAIT)
+                except OSError:
+                    pass
+
+    writers = [threading.Thread(target=write, args=(sock,)) for sock in socks]
+    reader = threading.Thread(target=read_slowly)
+    for thread in [*writers, reader]:
+        thread.start()
+    try:
+        for thread in writers:
+            thread.join()
+        time.sleep(0.5)  # what the server read last is copied out now
+        return peak_rss(server.proc.pid)
+    finally:
+        done.set()
+        reader.join()
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("senders", [100, 150])
+def test_memory_stays_bounded_under_an_unpaced_blast(
+    variant: str, fresh: Callable[..., ServerProcess], senders: int
+) -> None:
+    """Peak RSS at most a MiB per client and 64 MiB besides; the room goes on afterwards."""
+    server = fresh(variant)
+    fds_before = open_fds(server.proc.pid)
+    peak = blast(server, senders)
+    print(f"{variant}: peak RSS {peak / MIB:.0f} MiB with {senders} senders")
+    assert peak <= senders * MAX_OUTBOX + 64 * MIB, f"peak RSS {peak / MIB:.0f} MiB"
+    assert wait_for(lambda: open_fds(server.proc.pid) <= fds_before, 15), "the senders linger"
+    chat = Chat(server)
+    alice, bob = chat.members(2)
+    alice.say("after the blast")
+    bob.expect(f"<{alice.nick}> after the blast")
+    chat.close()
