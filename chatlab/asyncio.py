@@ -208,8 +208,8 @@ class AsyncioServer:
                 if writer.transport.is_closing():
                     return  # reset meanwhile (uvloop's write would raise RuntimeError)
                 if client.outbox:
-                    data, client.outbox = client.outbox, bytearray()  # the transport keeps data
-                    writer.write(data)
+                    writer.write(client.outbox)  # the transport keeps what the kernel refuses
+                    client.outbox = bytearray()  # a new one: the transport may hold the old one
                     await writer.drain()
                 if client.closing and not client.outbox:
                     break

@@ -281,11 +281,11 @@ def test_memory_stays_bounded_under_an_unpaced_blast(
 ) -> None:
     """Peak RSS at most a MiB per client and 64 MiB besides; the room goes on afterwards."""
     server = fresh(variant)
-    fds_before = open_fds(server.proc.pid)
-    peak = blast(server, senders)
+    blast(server, senders)
+    peak = blast(server, senders)  # the second blast on a warm server climbs the highest
     print(f"{variant}: peak RSS {peak / MIB:.0f} MiB with {senders} senders")
     assert peak <= senders * MAX_OUTBOX + 64 * MIB, f"peak RSS {peak / MIB:.0f} MiB"
-    assert wait_for(lambda: open_fds(server.proc.pid) <= fds_before, 15), "the senders linger"
+    assert wait_for(lambda: open_fds(server.proc.pid) < 32, 15), "the senders' sockets linger"
     chat = Chat(server)
     alice, bob = chat.members(2)
     alice.say("after the blast")
