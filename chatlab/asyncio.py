@@ -238,13 +238,21 @@ class AsyncioServer:
     # -- the room's output ----------------------------------------------------------
 
     def deliver(self, output: Output) -> None:
-        """Queue what the room asked for and wake the writers; nothing here waits."""
+        """Queue what the room asked for and wake the writers; nothing here waits.
+
+        An outbox past the cap goes to the transport at once, which sends what the
+        kernel takes: a client is a slow consumer only if the kernel refuses it, not
+        because its writer task has not run yet.
+        """
         for cids, data in output.sends:
             for cid in cids:
                 client = self.clients.get(cid)
                 if client is None or client.closing:
                     continue  # gone, or already said goodbye
                 client.outbox += data
+                if client.pending() > MAX_OUTBOX and not client.writer.transport.is_closing():
+                    client.writer.write(client.outbox)  # in order: the writer task sends later
+                    client.outbox = bytearray()
                 if client.pending() > MAX_OUTBOX:
                     self.drop(client, f"slow consumer: {client.pending()} bytes unsent")
                 else:

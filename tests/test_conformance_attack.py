@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import resource
+import selectors
 import signal
 import socket
 import struct
@@ -291,3 +292,56 @@ def test_memory_stays_bounded_under_an_unpaced_blast(
     alice.say("after the blast")
     bob.expect(f"<{alice.nick}> after the blast")
     chat.close()
+
+
+# -- clients that read are never dropped ---------------------------------------------
+
+PACED_LINES = 16000  # lines each talker sends, 80 every 10 ms
+
+
+def test_clients_that_read_are_never_dropped(
+    variant: str, fresh: Callable[..., ServerProcess]
+) -> None:
+    """Ten clients read continuously while ten others talk at a steady pace: all get all."""
+    server = fresh(variant)
+    chat = Chat(server)
+    members = chat.members(20)
+    talkers = members[10:]
+    received = dict.fromkeys(members, 0)  # newlines each member has received
+    done = threading.Event()
+
+    def read_continuously() -> None:
+        with selectors.DefaultSelector() as selector:
+            for member in members:
+                member.sock.setblocking(False)
+                selector.register(member.sock, selectors.EVENT_READ, member)
+            while not done.is_set():
+                for key, _events in selector.select(0.1):
+                    try:
+                        data = key.fileobj.recv(1 << 20)
+                    except BlockingIOError:
+                        continue
+                    except OSError:
+                        data = b""
+                    if not data:
+                        selector.unregister(key.fileobj)  # dropped
+                    received[key.data] += data.count(b"\n")
+
+    reader = threading.Thread(target=read_continuously)
+    reader.start()
+    try:
+        burst = 80
+        for start in range(0, PACED_LINES, burst):
+            for talker in talkers:
+                lines = [f"{talker.nick} {i:05d} " + "y" * 40 for i in range(start, start + burst)]
+                talker.sock.sendall("".join(line + "\n" for line in lines).encode())
+            time.sleep(0.01)
+        # A reader hears all ten talkers; a talker hears the other nine.
+        expected = {member: PACED_LINES * (9 if member in talkers else 10) for member in members}
+        wait_for(lambda: received == expected, 30)
+        assert received == expected, server.output[-2000:]
+        assert "dropped" not in server.output and "slow consumer" not in server.output
+    finally:
+        done.set()
+        reader.join()
+        chat.close()
