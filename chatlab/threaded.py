@@ -1,7 +1,7 @@
 """threaded: a thread per client; each costs a stack and a scheduler slot, and all share one lock.
 
 Every client gets a reader thread, which blocks in ``recv`` and feeds the room,
-and a writer thread, which blocks in ``sendall`` and drains the client's outbox.
+and a writer thread, which blocks in ``send`` and drains the client's outbox.
 Blocking is fine here because each thread blocks only for its own client, and
 the writer is what keeps a slow consumer from stalling the room: the reader
 that relays a message only appends to the other clients' outboxes, under the
@@ -40,6 +40,7 @@ from chatlab.sockets import (
 log = logging.getLogger("chatlab")
 
 CLOSE_GRACE = 2.0  # seconds a leaving client's writer gets to send what is queued
+SEND_PIECE = 256 * 1024  # bytes per blocking send: how often the writer reports its progress
 
 
 @dataclass(eq=False)
@@ -51,7 +52,6 @@ class Client:
     has_output: threading.Condition  # notified when outbox grows or closing is set
     outbox: bytearray = field(default_factory=bytearray)  # queued bytes the writer has not taken
     unsent: int = 0  # bytes the writer has taken that the kernel has not accepted yet
-    refused: bool = False  # the kernel refused the writer's last send: the client is behind
     closing: bool = False  # the writer sends what is queued, then ends the connection
     dropped: bool = False  # cut off as a slow consumer: nothing more is queued for it
     threads: list[threading.Thread] = field(default_factory=list)  # writer and reader
@@ -96,22 +96,30 @@ class ThreadedServer:
 
     def accept_from(self, listener: Listener) -> None:
         refusal = self.refusals[listener.protocol]
-        for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
-            self.start_client(sock, listener.protocol)
+        accepted = accept_waiting(listener.sock, self.spare_fd, refusal)
+        # One hold of the lock for the whole batch: the batch's "joined" notices reach
+        # each writer together, and it wakes once for all of them, not once per newcomer.
+        with self.lock:
+            clients = [self.admit(sock, listener.protocol) for sock in accepted]
+        for client in clients:
+            self.start_threads(client, listener.protocol)
 
-    def start_client(self, sock: socket.socket, protocol: str) -> None:
+    def admit(self, sock: socket.socket, protocol: str) -> Client:
+        """Make a client and let the room greet it; the caller holds the lock."""
         sock.setblocking(True)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         client = Client(sock, next(self.cids), threading.Condition(self.lock))
+        log.info("client %d connected (%s)", client.cid, protocol)
+        self.clients[client.cid] = client
+        self.deliver(self.room.connect(client.cid, protocol))
+        return client
+
+    def start_threads(self, client: Client, protocol: str) -> None:
         # The writer starts first: a reader whose peer is already gone joins it at once.
         client.threads = [
             threading.Thread(target=self.write_loop, args=(client,), daemon=True),
             threading.Thread(target=self.read_loop, args=(client, protocol), daemon=True),
         ]
-        log.info("client %d connected (%s)", client.cid, protocol)
-        with self.lock:
-            self.clients[client.cid] = client
-            self.deliver(self.room.connect(client.cid, protocol))
         try:
             for thread in client.threads:
                 thread.start()
@@ -121,7 +129,7 @@ class ThreadedServer:
                 client.outbox.clear()
                 self.end(client)  # a writer that did start ends at once
                 self.deliver(self.room.disconnect(client.cid))
-            refuse(sock, self.refusals[protocol])
+            refuse(client.sock, self.refusals[protocol])
 
     def read_loop(self, client: Client, protocol: str) -> None:
         """The reader thread: block in recv, feed the room under the lock."""
@@ -169,10 +177,9 @@ class ThreadedServer:
     def deliver(self, output: Output) -> None:
         """Queue what the room asked for and wake the writers; the caller holds the lock.
 
-        A slow consumer is one whose queued bytes pass the cap while the kernel
-        refuses more: a client that reads, but whose writer thread has not run
-        yet, is not one. A writer twice the cap behind is cut off all the same,
-        so the memory a client costs stays bounded.
+        A slow consumer is one that has not taken more than the cap: what is
+        queued for its writer plus what the writer holds and the kernel has not
+        accepted yet, the bytes the client would still have to read.
         """
         for cids, data in output.sends:
             for cid in cids:
@@ -181,7 +188,7 @@ class ThreadedServer:
                     continue
                 client.outbox += data
                 pending = len(client.outbox) + client.unsent
-                if pending > MAX_OUTBOX and (client.refused or pending > 2 * MAX_OUTBOX):
+                if pending > MAX_OUTBOX:
                     log.info("client %d dropped: slow consumer, %d bytes unsent", cid, pending)
                     client.dropped = True
                     client.outbox.clear()
@@ -214,15 +221,10 @@ class ThreadedServer:
 
 
 def _send_all(client: Client, data: bytearray) -> None:
-    """``sendall``, keeping ``client.unsent`` and ``client.refused`` up to date for ``deliver``."""
+    """``sendall`` a piece at a time, keeping ``client.unsent`` up to date for ``deliver``."""
     view = memoryview(data)
     while view:
-        try:
-            sent = client.sock.send(view, socket.MSG_DONTWAIT)
-        except BlockingIOError:
-            client.refused = True  # the kernel's buffer is full: the client is not keeping up
-            sent = client.sock.send(view[:RECV_SIZE])  # blocks until there is room
-            client.refused = False
+        sent = client.sock.send(view[:SEND_PIECE])  # blocks until the kernel takes it
         view = view[sent:]
         client.unsent = len(view)
 
