@@ -347,3 +347,22 @@ def test_clients_that_read_are_never_dropped(
         done.set()
         reader.join()
         chat.close()
+
+
+def test_a_slow_consumer_is_dropped_once_and_logged_once(
+    variant: str, fresh: Callable[..., ServerProcess]
+) -> None:
+    server = fresh(variant, "-v")
+    chat = Chat(server)
+    deaf = chat.join(rcvbuf=4096)
+    talker = chat.join()
+    chat.gone(deaf)  # it never reads again
+    for _ in range(3000):  # up to 12 MB: past the cap and the kernel's buffers
+        talker.say(*["z" * 400] * 10)
+        if any("slow consumer" in row for row in server.lines):
+            break
+    talker.expect(f"* {deaf.nick} left")
+    talker.say("/who")  # the server is done with the drop once this is answered
+    talker.expect(f"* online: {talker.nick}")
+    assert len([row for row in server.lines if "slow consumer" in row]) == 1, server.lines[-5:]
+    chat.close()
