@@ -11,7 +11,13 @@ scheduler juggling thousands of threads.
 
 The main thread only accepts. It waits in select() on the listening sockets
 and the signal waker, rather than blocking in accept(), because a signal that
-the kernel delivers to a worker thread would never interrupt an accept().
+the kernel delivers to a worker thread would never interrupt an accept(). It
+admits a burst of connections under one hold of the lock, so each member's
+writer wakes once for the whole burst's "joined" notices: 1,000 clients
+connecting at once were all welcomed in 2.1 s on the reference machine, where
+one wake-up of every writer per newcomer took 52.6 s (epoll: 0.5 s; 2,000
+clients: 8.9 s against epoll's 2.0 s). The rest is the model's price: two
+threads started per client, and a wake-up and a send per member per burst.
 """
 
 from __future__ import annotations
