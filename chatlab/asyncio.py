@@ -240,9 +240,9 @@ class AsyncioServer:
     def deliver(self, output: Output) -> None:
         """Queue what the room asked for and wake the writers; nothing here waits.
 
-        An outbox past the cap goes to the transport at once, which sends what the
-        kernel takes: a client is a slow consumer only if the kernel refuses it, not
-        because its writer task has not run yet.
+        An outbox past the cap goes to the transport at once if the kernel has
+        taken all so far: a client is a slow consumer when the kernel refuses it,
+        not because its writer task has not run yet.
         """
         for cids, data in output.sends:
             for cid in cids:
@@ -250,7 +250,7 @@ class AsyncioServer:
                 if client is None or client.closing:
                     continue  # gone, or already said goodbye
                 client.outbox += data
-                if client.pending() > MAX_OUTBOX and not client.writer.transport.is_closing():
+                if client.pending() > MAX_OUTBOX and _kernel_keeps_up(client.writer):
                     client.writer.write(client.outbox)  # in order: the writer task sends later
                     client.outbox = bytearray()
                 if client.pending() > MAX_OUTBOX:
@@ -268,6 +268,11 @@ class AsyncioServer:
         client.closing = True
         client.outbox.clear()
         client.writer.transport.abort()
+
+
+def _kernel_keeps_up(writer: asyncio.StreamWriter) -> bool:
+    """Has the kernel taken everything written so far (and is the connection still open)?"""
+    return not writer.transport.is_closing() and writer.transport.get_write_buffer_size() == 0
 
 
 def _half_close(writer: asyncio.StreamWriter) -> None:
