@@ -10,7 +10,7 @@ from __future__ import annotations
 import select
 import socket
 
-from chatlab.cli import Listener
+from chatlab.cli import Listener, Timeouts
 from chatlab.loop import Peer
 from chatlab.room import Room
 from chatlab.select import SelectServer
@@ -23,7 +23,7 @@ class SelectLoop(SelectServer):
 
     def __init__(self, listener: socket.socket, room: Room) -> None:
         listener.setblocking(False)
-        super().__init__([Listener(listener, "line")], room)
+        super().__init__([Listener(listener, "line")], room, Timeouts())
         self.start()  # what run() does first: watch the listener and the waker
 
     def turn(self, timeout: float | None = None) -> None:
@@ -34,3 +34,14 @@ class SelectLoop(SelectServer):
         for fd in writable:
             self.on_writable(fd)
         self.flush()
+
+    def close(self) -> None:
+        """Goodbye to everyone, one last non-blocking send each, and every socket closed.
+
+        chatlab's own shutdown spreads this over a grace period of turns
+        (``begin_shutdown``, then ``end_turn`` until everyone has their bytes);
+        the exercise's ``close`` does it at once.
+        """
+        self.begin_shutdown()
+        self.flush()
+        super().close()
