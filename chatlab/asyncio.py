@@ -11,9 +11,9 @@ and why:
   variant; the difference is everything Python does around it.
 - Output is never written by whoever caused it. ``deliver`` appends to each
   receiver's ``outbox`` and wakes that receiver's writer task, which hands the
-  whole outbox to the transport in one ``write`` and then awaits ``drain()``.
-  Everything the room queued for a client during one turn of the loop goes out
-  in one ``send``: the batching the kit's loops do in ``flush``.
+  outbox to the transport in one ``write`` (64 KiB at most) and then awaits
+  ``drain()``. Everything the room queued for a client during one turn of the
+  loop goes out in one ``send``: the batching the kit's loops do in ``flush``.
 - ``drain()`` is the flow control: it returns at once while the transport's
   buffer is under its high-water mark (64 KiB) and waits while the client is
   not reading. Lines then pile up in the outbox, never in the sender's path:
@@ -58,6 +58,7 @@ from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, SpareFd, accept_waiting
 log = logging.getLogger("chatlab")
 
 CLOSE_GRACE = 2.0  # seconds a half-closed connection waits for the peer to close its side
+WRITE_PIECE = 64 * 1024  # bytes the writer task hands the transport at a time
 
 
 @dataclass(eq=False)
@@ -205,13 +206,15 @@ class AsyncioServer:
             while True:
                 await client.has_output.wait()
                 client.has_output.clear()
-                if writer.transport.is_closing():
-                    return  # reset meanwhile (uvloop's write would raise RuntimeError)
-                if client.outbox:
-                    writer.write(client.outbox)  # the transport keeps what the kernel refuses
-                    client.outbox = bytearray()  # a new one: the transport may hold the old one
+                while client.outbox:
+                    if writer.transport.is_closing():
+                        return  # reset meanwhile (uvloop's write would raise RuntimeError)
+                    # A piece at a time, so the transport never holds a second copy
+                    # of a long outbox: drain() waits while it holds 64 KiB or more.
+                    writer.write(client.outbox[:WRITE_PIECE])
+                    del client.outbox[:WRITE_PIECE]
                     await writer.drain()
-                if client.closing and not client.outbox:
+                if client.closing:
                     break
         except OSError:
             return  # reset or broken pipe: the reader sees the end too
