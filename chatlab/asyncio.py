@@ -11,9 +11,9 @@ and why:
   variant; the difference is everything Python does around it.
 - Output is never written by whoever caused it. ``deliver`` appends to each
   receiver's ``outbox`` and wakes that receiver's writer task, which hands the
-  whole outbox to the transport in one ``write`` and then awaits ``drain()``.
-  Everything the room queued for a client during one turn of the loop goes out
-  in one ``send``: the batching the kit's loops do in ``flush``.
+  outbox to the transport in one ``write`` (64 KiB at most) and then awaits
+  ``drain()``. Everything the room queued for a client during one turn of the
+  loop goes out in one ``send``: the batching the kit's loops do in ``flush``.
 - ``drain()`` is the flow control: it returns at once while the transport's
   buffer is under its high-water mark (64 KiB) and waits while the client is
   not reading. Lines then pile up in the outbox, never in the sender's path:
@@ -53,12 +53,20 @@ from typing import Any
 
 from chatlab.cli import serve
 from chatlab.room import Output, Room
-from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, Listener, SpareFd, accept_waiting
+from chatlab.sockets import (
+    MAX_OUTBOX,
+    RECV_SIZE,
+    Listener,
+    SpareFd,
+    Timeouts,
+    accept_waiting,
+    refusals,
+)
 
 log = logging.getLogger("chatlab")
 
 CLOSE_GRACE = 2.0  # seconds a half-closed connection waits for the peer to close its side
-SHUTDOWN_GRACE = 2.0  # seconds the clients get to receive their goodbyes at shutdown
+WRITE_PIECE = 64 * 1024  # bytes the writer task hands the transport at a time
 
 
 @dataclass(eq=False)
@@ -82,9 +90,11 @@ class AsyncioServer:
 
     name = "asyncio"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
         self.listeners = listeners
         self.room = room
+        self.timeouts = timeouts
+        self.refusals = refusals(listeners, room.refusal)  # protocol -> what a refused peer gets
         self.room_open = True  # False once the room has said goodbye to everyone
         self.clients: dict[int, Client] = {}  # cid -> client
         self.cids = itertools.count(1)  # fds are reused too soon to name a client
@@ -134,10 +144,11 @@ class AsyncioServer:
         clients = list(self.clients.values())
         self.deliver(self.room.shutdown())  # each writer sends the goodbye and half-closes
         self.room_open = False  # departures from now on are not announced
-        await _wait_for_all([client.writing for client in clients if client.writing])
+        grace = self.timeouts.shutdown_grace
+        await _wait_for_all([client.writing for client in clients if client.writing], grace)
         for client in clients:
             client.writer.close()  # the readers see the end and finish
-        await _wait_for_all(self.connections)
+        await _wait_for_all(self.connections, grace)
         for client in clients:
             client.writer.transport.abort()  # those that would not take their last bytes
 
@@ -145,7 +156,7 @@ class AsyncioServer:
 
     def accept_from(self, listener: Listener) -> None:
         """The listener is readable: accept what is waiting, a batch per turn of the loop."""
-        refusal = self.room.refusal(listener.new_codec())
+        refusal = self.refusals[listener.protocol]
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             # Output is already gathered into one write per turn; Nagle's algorithm would
             # only hold it back for the peer's delayed ACK, up to 40 ms. (asyncio sets this
@@ -178,8 +189,16 @@ class AsyncioServer:
         log.info("client %d connected (%s)", client.cid, listener.protocol)
         try:
             self.deliver(self.room.connect(client.cid, listener.new_codec()))
-            while data := await reader.read(RECV_SIZE):
-                self.deliver(self.room.receive(client.cid, data))
+            timed = self.room.awaiting_request(client.cid)
+            # A browser that never finishes its request is closed; a WebSocket may stay quiet.
+            async with asyncio.timeout(self.timeouts.http if timed else None) as http_deadline:
+                while data := await reader.read(RECV_SIZE):
+                    self.deliver(self.room.receive(client.cid, data))
+                    if timed and not self.room.awaiting_request(client.cid):
+                        timed = False
+                        http_deadline.reschedule(None)
+        except TimeoutError:  # before OSError, of which it is a subclass
+            log.info("client %d: no complete HTTP request in time", client.cid)
         except OSError as error:  # ECONNRESET, ETIMEDOUT, ...
             log.info("client %d: %s", client.cid, error.strerror or error)
         finally:
@@ -193,11 +212,15 @@ class AsyncioServer:
             while True:
                 await client.has_output.wait()
                 client.has_output.clear()
-                if client.outbox:
-                    data, client.outbox = client.outbox, bytearray()  # the transport keeps data
-                    writer.write(data)
+                while client.outbox:
+                    if writer.transport.is_closing():
+                        return  # reset meanwhile (uvloop's write would raise RuntimeError)
+                    # A piece at a time, so the transport never holds a second copy
+                    # of a long outbox: drain() waits while it holds 64 KiB or more.
+                    writer.write(client.outbox[:WRITE_PIECE])
+                    del client.outbox[:WRITE_PIECE]
                     await writer.drain()
-                if client.closing and not client.outbox:
+                if client.closing:
                     break
         except OSError:
             return  # reset or broken pipe: the reader sees the end too
@@ -224,13 +247,21 @@ class AsyncioServer:
     # -- the room's output ----------------------------------------------------------
 
     def deliver(self, output: Output) -> None:
-        """Queue what the room asked for and wake the writers; nothing here waits."""
+        """Queue what the room asked for and wake the writers; nothing here waits.
+
+        An outbox past the cap goes to the transport at once if the kernel has
+        taken all so far: a client is a slow consumer when the kernel refuses it,
+        not because its writer task has not run yet.
+        """
         for cids, data in output.sends:
             for cid in cids:
                 client = self.clients.get(cid)
                 if client is None or client.closing:
                     continue  # gone, or already said goodbye
                 client.outbox += data
+                if client.pending() > MAX_OUTBOX and _kernel_keeps_up(client.writer):
+                    client.writer.write(client.outbox)  # in order: the writer task sends later
+                    client.outbox = bytearray()
                 if client.pending() > MAX_OUTBOX:
                     self.drop(client, f"slow consumer: {client.pending()} bytes unsent")
                 else:
@@ -248,6 +279,11 @@ class AsyncioServer:
         client.writer.transport.abort()
 
 
+def _kernel_keeps_up(writer: asyncio.StreamWriter) -> bool:
+    """Has the kernel taken everything written so far (and is the connection still open)?"""
+    return not writer.transport.is_closing() and writer.transport.get_write_buffer_size() == 0
+
+
 def _half_close(writer: asyncio.StreamWriter) -> None:
     """A FIN after the last line: the peer closes once it has read everything, or we cut it."""
     if writer.transport.is_closing() or not writer.can_write_eof():
@@ -260,10 +296,10 @@ def _half_close(writer: asyncio.StreamWriter) -> None:
     asyncio.get_running_loop().call_later(CLOSE_GRACE, writer.transport.abort)
 
 
-async def _wait_for_all(tasks: Collection[asyncio.Task[None]]) -> None:
-    """Wait until these tasks are done, for at most ``SHUTDOWN_GRACE`` seconds."""
+async def _wait_for_all(tasks: Collection[asyncio.Task[None]], timeout: float) -> None:
+    """Wait until these tasks are done, for at most ``timeout`` seconds."""
     if tasks:
-        await asyncio.wait(tasks, timeout=SHUTDOWN_GRACE)
+        await asyncio.wait(tasks, timeout=timeout)
 
 
 def _log_loop_error(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:

@@ -19,8 +19,8 @@ import sys
 from collections.abc import Iterator
 
 from chatlab.cli import serve
-from chatlab.room import Output, Room
-from chatlab.sockets import RECV_SIZE, Listener, close_gently
+from chatlab.room import SHUTDOWN_NOTICE, Output, Room
+from chatlab.sockets import LISTEN_BACKLOG, RECV_SIZE, Listener, Timeouts, close_gently
 
 log = logging.getLogger("chatlab")
 
@@ -34,8 +34,9 @@ class BlockingServer:
 
     name = "blocking"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
         self.room = room
+        self.timeouts = timeouts
         self.listeners = {listener.sock: listener for listener in listeners}
         self.client: socket.socket | None = None  # the one connection being served
         self.running = True
@@ -85,14 +86,21 @@ class BlockingServer:
         cid = sock.fileno()
         log.info("fd %d connected (%s)", cid, listener.protocol)
         try:
-            if self.send_output(sock, self.room.connect(cid, listener.new_codec())):
+            greeting = self.room.connect(cid, listener.new_codec())
+            timed = self.room.awaiting_request(cid)
+            if timed:  # a browser that never finishes its request must not hold us
+                sock.settimeout(self.timeouts.http)
+            if self.send_output(sock, greeting):
                 while True:  # until the client leaves, or a signal makes recv raise Shutdown
                     with self.interruptible():
                         data = sock.recv(RECV_SIZE)
                     if not data or not self.send_output(sock, self.room.receive(cid, data)):
                         break
+                    if timed and not self.room.awaiting_request(cid):
+                        timed = False
+                        sock.settimeout(None)  # a WebSocket member may be as quiet as it likes
         except OSError:
-            pass  # reset or broken pipe: the client is gone either way
+            pass  # reset, broken pipe or the HTTP timeout: the client is gone either way
         finally:
             if self.running:
                 self.room.disconnect(cid)  # nobody else is here to be told
@@ -118,17 +126,35 @@ class BlockingServer:
             self.waiting = False
 
     def close(self) -> None:
-        """Say goodbye to the client being served, if any, and close every socket."""
+        """Say goodbye to the client being served and those queued, and close every socket."""
         for listener in self.listeners.values():
+            self.turn_away_queued(listener)
             listener.sock.close()
         if self.client is not None:
             output = self.room.shutdown()
             try:
-                self.client.settimeout(1.0)  # a client that is not reading gets no goodbye
+                self.client.settimeout(self.timeouts.shutdown_grace)  # a client not reading
                 self.client.sendall(b"".join(data for _, data in output.sends))
             except OSError:
                 pass
             self.client.close()
+
+    def turn_away_queued(self, listener: Listener) -> None:
+        """Accept the callers still in the listen queue, tell them, and close them gently.
+
+        Closing a listener with connections still queued resets them, and a reset
+        says nothing about why. A browser gets a plain close: it has not asked yet,
+        so its codec has nothing to say.
+        """
+        for _ in range(LISTEN_BACKLOG):  # those queued now, not whoever keeps arriving
+            try:
+                sock, _address = listener.sock.accept()  # the listener does not block
+            except OSError:
+                return  # none left (EAGAIN), or out of fds: the rest are reset after all
+            with contextlib.suppress(OSError):
+                sock.setblocking(False)
+                sock.send(listener.new_codec().encode(SHUTDOWN_NOTICE))
+            close_gently(sock)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from typing import Protocol
 from chatlab.codec import LineCodec
 from chatlab.hosts import HostPort, allowed_hosts, parse_host_port, url_host
 from chatlab.room import Room
-from chatlab.sockets import Listener, listen_on
+from chatlab.sockets import Listener, Timeouts, listen_on
 from chatlab.variants import NOT_HERE, available_variants, is_available, unavailable_reason
 from chatlab.web import WebCodec
 
@@ -49,7 +49,7 @@ class Server(Protocol):
 class ServerClass(Protocol):
     name: str
 
-    def __call__(self, listeners: list[Listener], room: Room) -> Server: ...
+    def __call__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> Server: ...
 
 
 def make_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
@@ -98,6 +98,21 @@ def make_parser(prog: str, doc: str | None) -> argparse.ArgumentParser:
         help="longest line accepted (default %(default)s)",
     )
     parser.add_argument(
+        "--http-timeout",
+        type=_seconds,
+        default=Timeouts.http,
+        metavar="SECONDS",
+        help="close a web connection that has not finished its HTTP request by then"
+        " (default %(default)s; 0 = never)",
+    )
+    parser.add_argument(
+        "--shutdown-grace",
+        type=_seconds,
+        default=Timeouts.shutdown_grace,
+        metavar="SECONDS",
+        help="on SIGINT or SIGTERM, keep sending queued output this long (default %(default)s)",
+    )
+    parser.add_argument(
         "-v", "--verbose", action="store_true", help="log connections and drops to stderr"
     )
     return parser
@@ -135,7 +150,8 @@ def run(server_class: ServerClass, options: argparse.Namespace) -> int:
         print(f"chatlab: {error.strerror}", file=sys.stderr)
         return 1
     room = Room(max_line=options.max_line, max_clients=options.max_clients)
-    server = server_class(listeners, room)
+    timeouts = Timeouts(options.http_timeout or None, options.shutdown_grace)
+    server = server_class(listeners, room, timeouts)
     with stop_on_signals(server):  # before announcing: a signal may follow the announcement at once
         announce(variant, listeners)
         server.run()
@@ -275,6 +291,13 @@ def _host_name(text: str) -> str:
     if parse_host_port(text, DEFAULT_WEB_PORT) is None:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME, NAME:PORT, an address or [IPv6]")
     return text
+
+
+def _seconds(text: str) -> float:
+    seconds = float(text)
+    if not 0 <= seconds < 1e6:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a number of seconds (0 or more)")
+    return seconds
 
 
 def _positive(text: str) -> int:

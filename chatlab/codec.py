@@ -59,6 +59,15 @@ class Codec(Protocol):
     # is of the same class, and hands the loop one buffer for all of them.
     shares_encoding: ClassVar[bool]
 
+    @property
+    def awaiting_request(self) -> bool:
+        """Is the peer still to say what it wants (a browser's HTTP request)?
+
+        A server gives such a connection ``--http-timeout`` seconds, so that a
+        silent one cannot hold it; a chat member may stay quiet for ever.
+        """
+        ...
+
     def start(self) -> list[Event]:
         """Events for a connection that has just been accepted."""
         ...
@@ -84,6 +93,7 @@ class LineCodec:
     """The newline protocol: UTF-8 lines ending in ``\\n``."""
 
     shares_encoding = True  # a line is the same bytes for every newline peer
+    awaiting_request = False  # a newline peer is a member from its first byte
 
     def __init__(self, max_line: int) -> None:
         self.max_line = max_line

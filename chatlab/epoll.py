@@ -31,7 +31,7 @@ import sys
 from chatlab.cli import serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
-from chatlab.sockets import Listener
+from chatlab.sockets import Listener, Timeouts
 
 
 class EpollServer(EventLoopServer):
@@ -39,8 +39,8 @@ class EpollServer(EventLoopServer):
 
     name = "epoll"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
-        super().__init__(listeners, room)
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
+        super().__init__(listeners, room, timeouts)
         self.poller = select.epoll()  # the kernel's own set of watched fds
 
     def register(self, fd: int) -> None:
@@ -56,15 +56,15 @@ class EpollServer(EventLoopServer):
         return select.EPOLLIN | (select.EPOLLOUT if fd in self.writers else 0)
 
     def run(self) -> None:
-        """Wait, read and feed the room, flush; until a signal stops us."""
+        """Wait, read and feed the room, end the turn; until a signal stops us."""
         self.start()
         while self.running:
-            for fd, events in self.poller.poll():
+            for fd, events in self.poller.poll(self.timeout()):
                 if events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR):
                     self.on_readable(fd)
                 if events & select.EPOLLOUT:
                     self.on_writable(fd)
-            self.flush()
+            self.end_turn()
         self.close()
         self.poller.close()
 

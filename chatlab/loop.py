@@ -6,22 +6,32 @@ The select, poll and epoll variants differ only in how they ask the kernel
 loop:
 
     while self.running:
-        <wait until some sockets are ready>
+        <wait until some sockets are ready, or self.timeout() seconds>
         for each ready socket: on_readable(fd) and/or on_writable(fd)
-        self.flush()
+        self.end_turn()
 
 Handlers never block. Reads take what the kernel has. Output goes into the
 peer's ``outbox`` and is written once per turn of the loop, in as few ``send``
 calls as the kernel allows; whatever the kernel will not take yet stays queued
 and the peer is watched for writability until the outbox is empty. A peer whose
 outbox passes ``MAX_OUTBOX`` is a slow consumer and is dropped, so one client
-that stops reading cannot make the server hold unbounded memory for it.
+that stops reading cannot make the server hold unbounded memory for it. The
+check is made the moment output is queued, not only after a flush: one turn
+can read from every sender at once, and each read is copied to every peer.
+
+The loop's only clock is ``end_turn``: the wait ends by ``timeout()`` at the
+latest, and each turn then closes the web connections that have not finished
+their HTTP request in time (``--http-timeout``) and, once a signal has asked
+us to stop, ends the loop when every client has its last byte or the grace
+period (``--shutdown-grace``) is over.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
@@ -31,9 +41,11 @@ from chatlab.sockets import (
     RECV_SIZE,
     Listener,
     SpareFd,
+    Timeouts,
     Waker,
     accept_waiting,
     close_gently,
+    refusals,
     refuse,
 )
 
@@ -54,14 +66,20 @@ class EventLoopServer:
 
     name: ClassVar[str]
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
         self.room = room
+        self.timeouts = timeouts
         self.listeners = {listener.sock.fileno(): listener for listener in listeners}
+        self.refusals = refusals(listeners, room.refusal)  # protocol -> what a refused peer gets
         self.peers: dict[int, Peer] = {}  # fd -> peer
         self.writers: set[int] = set()  # fds watched for writability: their outbox is not empty
         self.unflushed: set[int] = set()  # fds given output since the last flush
         self.waker = Waker()  # a signal writes a byte to it to end the wait
         self.spare_fd = SpareFd()  # given up to refuse a connection on EMFILE
+        # (deadline, fd, peer) per web peer, oldest first: all get the same timeout
+        self.http_deadlines: deque[tuple[float, int, Peer]] = deque()
+        self.stopping = False  # a signal asked us to stop: the shutdown begins at the turn's end
+        self.shutdown_deadline: float | None = None  # set when it has begun
         self.running = True
 
     # -- the variant's part ----------------------------------------------------
@@ -92,21 +110,49 @@ class EventLoopServer:
         self.waker.arm()
 
     def stop(self) -> None:
-        """Called from a signal handler: the loop ends after the wait it is in."""
-        self.running = False
+        """Called from a signal handler: the shutdown begins after the wait it is in."""
+        self.stopping = True
         self.waker.wake()
 
-    def close(self) -> None:
-        """Tell every client we are going, send what fits, and close every socket."""
-        for listener in self.listeners.values():
+    def begin_shutdown(self) -> None:
+        """Stop accepting, tell every client we are going; their input is ignored from now on."""
+        for fd, listener in self.listeners.items():
+            self.unregister(fd)
             listener.sock.close()
+        self.listeners.clear()
         self.deliver(self.room.shutdown())
-        for peer in self.peers.values():
-            _send_what_fits(peer)
+        self.shutdown_deadline = time.monotonic() + self.timeouts.shutdown_grace
+
+    def close(self) -> None:
+        """Close every socket; a client still behind after the grace period loses the rest."""
+        for fd, peer in self.peers.items():
+            log.warning("fd %d closed at shutdown with %d bytes unsent", fd, len(peer.outbox))
             close_gently(peer.sock)
         self.peers.clear()
         self.waker.close()
         self.spare_fd.close()
+
+    # -- the clock -----------------------------------------------------------------
+
+    def timeout(self) -> float | None:
+        """Seconds the wait may last: until the next deadline, or None for no limit."""
+        deadlines = [self.http_deadlines[0][0]] if self.http_deadlines else []
+        if self.shutdown_deadline is not None:
+            deadlines.append(self.shutdown_deadline)
+        return max(0.0, min(deadlines) - time.monotonic()) if deadlines else None
+
+    def end_turn(self) -> None:
+        """Act on the deadlines that have passed, then write out what this turn queued."""
+        now = time.monotonic()
+        while self.http_deadlines and self.http_deadlines[0][0] <= now:
+            _deadline, fd, peer = self.http_deadlines.popleft()
+            if self.peers.get(fd) is peer and self.room.awaiting_request(fd):
+                self.drop(fd, "no complete HTTP request in time")
+        if self.stopping and self.shutdown_deadline is None:
+            self.begin_shutdown()
+        self.flush()
+        if self.shutdown_deadline is not None:
+            self.running = bool(self.peers) and now < self.shutdown_deadline
 
     # -- events ----------------------------------------------------------------
 
@@ -130,7 +176,7 @@ class EventLoopServer:
     # -- the handlers ----------------------------------------------------------
 
     def accept_from(self, listener: Listener) -> None:
-        refusal = self.room.refusal(listener.new_codec())
+        refusal = self.refusals[listener.protocol]
         for sock in accept_waiting(listener.sock, self.spare_fd, refusal):
             self.add_peer(sock, listener)
 
@@ -139,15 +185,18 @@ class EventLoopServer:
         fd = sock.fileno()
         if not self.can_watch(fd):
             log.info("refused fd %d: %s cannot watch it", fd, self.name)
-            refuse(sock, self.room.refusal(listener.new_codec()))
+            refuse(sock, self.refusals[listener.protocol])
             return
         # The loop already gathers a turn's output into one send, so Nagle's
         # algorithm would only add delay.
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.peers[fd] = Peer(sock)
+        self.peers[fd] = peer = Peer(sock)
+        codec = listener.new_codec()
+        if codec.awaiting_request and self.timeouts.http is not None:
+            self.http_deadlines.append((time.monotonic() + self.timeouts.http, fd, peer))
         self.register(fd)
         log.info("fd %d connected (%s)", fd, listener.protocol)
-        self.deliver(self.room.connect(fd, listener.new_codec()))
+        self.deliver(self.room.connect(fd, codec))
 
     def read_from(self, fd: int) -> None:
         peer = self.peers[fd]
@@ -199,11 +248,18 @@ class EventLoopServer:
         self.modify(fd)
 
     def deliver(self, output: Output) -> None:
-        """Queue what the room asked for; it is written at the end of the turn."""
+        """Queue what the room asked for; it is written at the end of the turn.
+
+        An outbox that passes the cap is flushed at once: the peer is dropped only if
+        the kernel will not take enough, so memory never holds more than the cap
+        and one entry per peer, however many senders this turn has read from.
+        """
         for fds, data in output.sends:
             for fd in fds:
                 if (peer := self.peers.get(fd)) is not None:
                     peer.outbox += data
+                    if len(peer.outbox) > MAX_OUTBOX:
+                        self.write_to(fd)
             self.unflushed.update(fds)
         for fd in output.closes:
             if (peer := self.peers.get(fd)) is not None:

@@ -14,7 +14,7 @@ import sys
 from chatlab.cli import serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
-from chatlab.sockets import Listener
+from chatlab.sockets import Listener, Timeouts
 
 
 class PollServer(EventLoopServer):
@@ -22,8 +22,8 @@ class PollServer(EventLoopServer):
 
     name = "poll"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
-        super().__init__(listeners, room)
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
+        super().__init__(listeners, room, timeouts)
         self.poller = select.poll()  # the kernel gets the whole fd array on every call
 
     def register(self, fd: int) -> None:
@@ -39,16 +39,21 @@ class PollServer(EventLoopServer):
         return select.POLLIN | (select.POLLOUT if fd in self.writers else 0)
 
     def run(self) -> None:
-        """Wait, read and feed the room, flush; until a signal stops us."""
+        """Wait, read and feed the room, end the turn; until a signal stops us."""
         self.start()
         while self.running:
-            for fd, events in self.poller.poll():
+            for fd, events in self.poller.poll(_milliseconds(self.timeout())):
                 if events & (select.POLLIN | select.POLLHUP | select.POLLERR):
                     self.on_readable(fd)
                 if events & select.POLLOUT:
                     self.on_writable(fd)
-            self.flush()
+            self.end_turn()
         self.close()
+
+
+def _milliseconds(seconds: float | None) -> float | None:
+    """poll() counts its timeout in milliseconds (None: for ever); CPython rounds a fraction up."""
+    return None if seconds is None else seconds * 1000
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from chatlab.codec import Codec, Event, Hangup, Join, Line, LineCodec, Reply, TooLong
 from chatlab.text import is_valid_nick, sanitize
 
+SHUTDOWN_NOTICE = "* server shutting down"  # every member's last line when the server stops
 HELP = (
     "* commands:",
     "*   /nick NEW    change your nick (1-20 letters, digits, _ or -)",
@@ -205,7 +206,7 @@ class Room:
         out = Output()
         for cid, conn in self.connections.items():
             if cid in self.members:
-                out.send((cid,), conn.codec.encode("* server shutting down"))
+                out.send((cid,), conn.codec.encode(SHUTDOWN_NOTICE))
             out.send((cid,), conn.codec.goodbye())
             out.closes.append(cid)
             conn.closing = True
@@ -213,6 +214,11 @@ class Room:
         # so "* server shutting down" stays every client's last line.
         self.members.clear()
         return out
+
+    def awaiting_request(self, cid: int) -> bool:
+        """Is ``cid`` still to say what it wants? The server times such a connection out."""
+        conn = self.connections.get(cid)
+        return conn is not None and conn.codec.awaiting_request
 
     def refusal(self, codec: Codec | None = None) -> bytes:
         """What to send a connection the loop cannot take at all, in its codec's protocol."""

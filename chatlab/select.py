@@ -18,7 +18,7 @@ import sys
 from chatlab.cli import serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
-from chatlab.sockets import FD_SETSIZE, Listener
+from chatlab.sockets import FD_SETSIZE, Listener, Timeouts
 
 
 class SelectServer(EventLoopServer):
@@ -26,8 +26,8 @@ class SelectServer(EventLoopServer):
 
     name = "select"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
-        super().__init__(listeners, room)
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
+        super().__init__(listeners, room, timeouts)
         self.readers: set[int] = set()  # every fd we read from; select() gets it whole each call
 
     def register(self, fd: int) -> None:
@@ -43,15 +43,15 @@ class SelectServer(EventLoopServer):
         return fd < FD_SETSIZE
 
     def run(self) -> None:
-        """Wait, read and feed the room, flush; until a signal stops us."""
+        """Wait, read and feed the room, end the turn; until a signal stops us."""
         self.start()
         while self.running:
-            readable, writable, _ = select.select(self.readers, self.writers, [])
+            readable, writable, _ = select.select(self.readers, self.writers, [], self.timeout())
             for fd in readable:
                 self.on_readable(fd)
             for fd in writable:
                 self.on_writable(fd)
-            self.flush()
+            self.end_turn()
         self.close()
 
 

@@ -35,6 +35,23 @@ class Listener:
     new_codec: Callable[[], Codec]  # a fresh codec for each connection it accepts
 
 
+@dataclass(frozen=True)
+class Timeouts:
+    """How long a server waits on its clients, in seconds."""
+
+    http: float | None = 10.0  # for a web connection to become a WebSocket or be done; None: ever
+    shutdown_grace: float = 2.0  # for the clients to take their last bytes when we stop
+
+
+def refusals(listeners: list[Listener], refusal: Callable[[Codec], bytes]) -> dict[str, bytes]:
+    """What a refused connection gets, by listener protocol, made once at start.
+
+    At EMFILE the refusal path must not import a module or open a file (there
+    is no fd to open it with), so the bytes are ready before they are needed.
+    """
+    return {listener.protocol: refusal(listener.new_codec()) for listener in listeners}
+
+
 def listen_on(host: str, port: int) -> socket.socket:
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -105,6 +122,7 @@ class SpareFd:
 
     def __init__(self) -> None:
         self.fd: int | None = os.open(os.devnull, os.O_RDONLY)
+        self.refused = 0  # connections refused since the last one accepted: one burst
 
     def refuse_next(self, listener: socket.socket, message: bytes) -> bool:
         """Refuse the next waiting connection; False if there was none to refuse."""
@@ -117,7 +135,6 @@ class SpareFd:
             sock = None  # nobody is waiting (EAGAIN), or the peer has given up
         else:
             refuse(sock, message)
-            log.info("refused a connection: out of file descriptors")
         finally:
             try:
                 self.fd = os.open(os.devnull, os.O_RDONLY)
@@ -138,7 +155,8 @@ def accept_waiting(
 
     Out of file descriptors (EMFILE, ENFILE), each caller still waiting is
     refused politely through the spare fd; leaving it queued would keep the
-    listener readable and make a level-triggered loop spin.
+    listener readable and make a level-triggered loop spin. ``refusal`` must be
+    ready-made bytes: at EMFILE, building it must not import or open anything.
     """
     accepted = []
     for _ in range(ACCEPT_BATCH):
@@ -152,7 +170,13 @@ def accept_waiting(
                 continue
             if not spare_fd.refuse_next(listener, refusal):
                 break  # at EMFILE accept() fails even with nobody waiting
+            if not spare_fd.refused:  # a line when a burst begins and one when it ends
+                log.info("out of file descriptors: refusing connections")
+            spare_fd.refused += 1
             continue
+        if spare_fd.refused:
+            log.info("accepting again, after %d refused connection(s)", spare_fd.refused)
+            spare_fd.refused = 0
         accepted.append(sock)
     return accepted
 

@@ -69,7 +69,7 @@ from collections.abc import Callable, Iterator
 from chatlab.cli import serve
 from chatlab.loop import EventLoopServer
 from chatlab.room import Room
-from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, Listener, close_gently
+from chatlab.sockets import MAX_OUTBOX, RECV_SIZE, Listener, Timeouts, close_gently
 
 try:
     import liburing
@@ -96,8 +96,8 @@ class UringServer(EventLoopServer):
 
     name = "uring"
 
-    def __init__(self, listeners: list[Listener], room: Room) -> None:
-        super().__init__(listeners, room)
+    def __init__(self, listeners: list[Listener], room: Room, timeouts: Timeouts) -> None:
+        super().__init__(listeners, room, timeouts)
         self.ring = liburing.Ring()
         liburing.io_uring_queue_init(RING_ENTRIES, self.ring)
         self.cqe = liburing.Cqe()
@@ -169,7 +169,7 @@ class UringServer(EventLoopServer):
             self.wait()
             for fd, kind, result, flags in self.completions():
                 self.on_complete(fd, kind, result, flags)
-            self.flush()
+            self.end_turn()
         self.settle()
         self.close()
         liburing.io_uring_queue_exit(self.ring)

@@ -9,6 +9,7 @@ import textwrap
 import uvloop
 
 from chatlab.room import Room
+from chatlab.sockets import Timeouts
 from chatlab.uvloop import UvloopServer
 from chatlab.variants import available_variants, is_available
 
@@ -29,7 +30,7 @@ def test_both_baselines_are_variants_after_epoll() -> None:
 
 
 def test_the_uvloop_variant_really_runs_on_uvloop() -> None:
-    loop = UvloopServer([], Room()).new_loop()
+    loop = UvloopServer([], Room(), Timeouts()).new_loop()
     try:
         assert isinstance(loop, uvloop.Loop)
     finally:
@@ -60,10 +61,11 @@ def test_a_stop_that_comes_before_the_loop_runs_is_not_lost() -> None:
 
         from chatlab.codec import LineCodec
         from chatlab.room import Room
-        from chatlab.sockets import Listener, listen_on
+        from chatlab.sockets import Listener, Timeouts, listen_on
 
         line_codec = partial(LineCodec, 4096)
-        server = AsyncioServer([Listener(listen_on("127.0.0.1", 0), "line", line_codec)], Room())
+        listeners = [Listener(listen_on("127.0.0.1", 0), "line", line_codec)]
+        server = AsyncioServer(listeners, Room(), Timeouts())
         server.stop()  # a signal during start-up
         server.run()
         print("stopped")

@@ -19,7 +19,7 @@ from chatlab import uring, variants
 from chatlab.cli import serve
 from chatlab.codec import LineCodec
 from chatlab.room import Room
-from chatlab.sockets import Listener
+from chatlab.sockets import Listener, Timeouts
 
 FACTS = {  # a machine where everything is fine
     "platform_name": "linux",
@@ -111,7 +111,9 @@ needs_uring = pytest.mark.skipif(
 def server() -> UringServer:  # noqa: F821 (only defined where liburing is)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
-    server = uring.UringServer([Listener(listener, "line", partial(LineCodec, 4096))], Room())
+    server = uring.UringServer(
+        [Listener(listener, "line", partial(LineCodec, 4096))], Room(), Timeouts()
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     try:

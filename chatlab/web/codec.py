@@ -116,6 +116,11 @@ class WebCodec:
         self.message_size = 0  # its UTF-8 bytes so far, kept or not
         self.finished = False  # we have answered for the last time: ignore the rest
 
+    @property
+    def awaiting_request(self) -> bool:
+        """Not yet a WebSocket: until it is, the server times the connection out."""
+        return self.ws is None
+
     # -- the Codec protocol ------------------------------------------------------
 
     def start(self) -> list[Event]:

@@ -15,7 +15,7 @@ from chatlab.codec import LineCodec
 from chatlab.loop import Peer
 from chatlab.room import Room
 from chatlab.select import SelectServer
-from chatlab.sockets import Listener
+from chatlab.sockets import Listener, Timeouts
 
 __all__ = ["Peer", "SelectLoop"]
 
@@ -25,7 +25,8 @@ class SelectLoop(SelectServer):
 
     def __init__(self, listener: socket.socket, room: Room) -> None:
         listener.setblocking(False)
-        super().__init__([Listener(listener, "line", partial(LineCodec, room.max_line))], room)
+        line_codec = partial(LineCodec, room.max_line)
+        super().__init__([Listener(listener, "line", line_codec)], room, Timeouts())
         self.start()  # what run() does first: watch the listener and the waker
 
     def turn(self, timeout: float | None = None) -> None:
@@ -36,3 +37,14 @@ class SelectLoop(SelectServer):
         for fd in writable:
             self.on_writable(fd)
         self.flush()
+
+    def close(self) -> None:
+        """Goodbye to everyone, one last non-blocking send each, and every socket closed.
+
+        chatlab's own shutdown spreads this over a grace period of turns
+        (``begin_shutdown``, then ``end_turn`` until everyone has their bytes);
+        the exercise's ``close`` does it at once.
+        """
+        self.begin_shutdown()
+        self.flush()
+        super().close()
