@@ -81,7 +81,7 @@ class Client:
     writing: asyncio.Task[None] | None = None  # the writer task
 
     def pending(self) -> int:
-        """Bytes queued for this client and not yet taken by the kernel."""
+        """Bytes queued for this client that the kernel has not taken (see ``MAX_OUTBOX``)."""
         return len(self.outbox) + self.writer.transport.get_write_buffer_size()
 
 

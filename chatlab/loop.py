@@ -60,6 +60,10 @@ class Peer:
     outbox: bytearray = field(default_factory=bytearray)  # queued bytes the kernel has not taken
     closing: bool = False  # the room asked to close it: close once the outbox is empty
 
+    def pending(self) -> int:
+        """Bytes queued for this peer that the kernel has not taken (see ``MAX_OUTBOX``)."""
+        return len(self.outbox)
+
 
 class EventLoopServer:
     """A single-threaded server driven by readiness events; subclasses say how to wait."""
@@ -226,8 +230,8 @@ class EventLoopServer:
                 self.drop(fd, error.strerror or "send failed")  # EPIPE, ECONNRESET
                 return
             del peer.outbox[:sent]
-        if len(peer.outbox) > MAX_OUTBOX:
-            self.drop(fd, f"slow consumer: {len(peer.outbox)} bytes unsent")
+        if peer.pending() > MAX_OUTBOX:
+            self.drop(fd, f"slow consumer: {peer.pending()} bytes unsent")
         elif peer.outbox:
             self.want_write(fd, True)
         elif peer.closing and fd in self.room.members:
@@ -258,7 +262,7 @@ class EventLoopServer:
             for fd in fds:
                 if (peer := self.peers.get(fd)) is not None:
                     peer.outbox += data
-                    if len(peer.outbox) > MAX_OUTBOX:
+                    if peer.pending() > MAX_OUTBOX:
                         self.write_to(fd)
             self.unflushed.update(fds)
         for fd in output.closes:

@@ -16,7 +16,11 @@ from chatlab.codec import Codec
 log = logging.getLogger("chatlab")
 
 ACCEPT_BATCH = 64  # connections accepted per readable listener per turn
-MAX_OUTBOX = 1 << 20  # bytes queued for one client before it counts as a slow consumer
+# A client's pending bytes are those queued for it that its socket has not yet
+# taken into the kernel: a loop's outbox; in the threaded server, the outbox and
+# the piece its writer holds; in asyncio, the outbox and the transport's buffer.
+# A client with more than MAX_OUTBOX pending is a slow consumer and is dropped.
+MAX_OUTBOX = 1 << 20
 # Bytes taken per read, by the servers and the load generator alike. One read per
 # turn keeps clients fair; not more, because CPython allocates the whole size for
 # every recv(), and past 128 KiB malloc maps and unmaps fresh pages each time.

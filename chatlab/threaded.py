@@ -65,6 +65,10 @@ class Client:
     dropped: bool = False  # cut off as a slow consumer: nothing more is queued for it
     threads: list[threading.Thread] = field(default_factory=list)  # writer and reader
 
+    def pending(self) -> int:
+        """Bytes queued for this client that the kernel has not taken (see ``MAX_OUTBOX``)."""
+        return len(self.outbox) + self.unsent
+
 
 class ThreadedServer:
     """The chat room with a reader and a writer thread per client."""
@@ -194,9 +198,9 @@ class ThreadedServer:
                 if client is None or client.dropped:
                     continue
                 client.outbox += data
-                pending = len(client.outbox) + client.unsent
-                if pending > MAX_OUTBOX:
-                    log.info("client %d dropped: slow consumer, %d bytes unsent", cid, pending)
+                if client.pending() > MAX_OUTBOX:
+                    unsent = client.pending()
+                    log.info("client %d dropped: slow consumer, %d bytes unsent", cid, unsent)
                     client.dropped = True
                     client.outbox.clear()
                     _shut_down(client.sock)  # its reader then tells the room
