@@ -403,3 +403,17 @@ def test_a_server_that_may_not_hold_the_connections_is_named_and_stopped(
     with pytest.raises(FdLimitError, match="267 file descriptors needed by the server"):
         bench.run_plans([plan])
     assert servers_started_by_us() == []
+
+
+def test_a_server_started_for_idle_connections_keeps_them_past_any_http_timeout() -> None:
+    """The idle connections are silent web connections: what ``--http-timeout`` closes."""
+    plan = Plan(["epoll"], [3], [], idle=1)
+    # A 1 s timeout first, then the bench's own options: the later one must win.
+    with running_server("epoll", "--http-timeout", "1", *contender.server_argv(plan)) as server:
+        assert server.web_port is not None
+        with socket.create_connection((server.host, server.web_port), timeout=5) as silent:
+            silent.sendall(b"GET / HTTP/1.1\r\n")  # a request that never completes
+            time.sleep(2.5)
+            silent.setblocking(False)
+            with pytest.raises(BlockingIOError):  # still open: nothing to read, no EOF
+                silent.recv(1)

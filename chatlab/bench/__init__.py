@@ -50,7 +50,11 @@ poll pay for every idle connection on every call and epoll does not. They are
 opened without blocking, from as many loopback source addresses (127.0.0.2,
 127.0.0.3, ...) as the ephemeral port range requires (``chatlab.measure.crowd``),
 and checked again after the windows: an idle connection the server closed is
-counted and named. Every connection is an fd in the bench and one in the
+counted and named. A server the bench starts for them runs with
+``--http-timeout 0``: silent web connections are what that timeout closes. A
+server you started yourself (``--port``) closes them after its timeout (10 s by
+default) unless you start it with ``--http-timeout 0``; the bench says so when
+it sees them closed. Every connection is an fd in the bench and one in the
 server: before anything starts, the bench raises its ``RLIMIT_NOFILE``
 (``chatlab.sockets.raise_fd_limit``) and gives each server it starts as many
 (``prlimit``), or stops with one line saying which limit is too low and how to

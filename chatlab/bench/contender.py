@@ -118,9 +118,14 @@ class Contender:
 def server_argv(plan: Plan) -> list[str]:
     """The options of every server the bench starts (after ``python -m chatlab.VARIANT``).
 
-    The one place they are chosen: a web port only when idle connections need one.
+    The one place they are chosen: a web port only when idle connections need one,
+    and then no HTTP timeout. A silent web connection is what a server closes
+    after ``--http-timeout`` seconds; the idle connections stand for the idle
+    keep-alive connections a real server holds, so the timeout is off for them.
     """
-    return ["--web-port", "auto" if plan.idle else "0"]
+    if plan.idle:
+        return ["--web-port", "auto", "--http-timeout", "0"]
+    return ["--web-port", "0"]
 
 
 def open_contender(plan: Plan, variant: str) -> Contender:

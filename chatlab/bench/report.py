@@ -185,7 +185,12 @@ def idle_line(point: Point) -> str:
         return "-" if value is None else f"{value:.1f} KiB"
 
     sources = point.idle_sources or 0
-    lost = f"{point.idle_lost:,} closed by the server" if point.idle_lost else "none closed"
+    lost = (
+        f"{point.idle_lost:,} closed by the server (its --http-timeout? start it with "
+        "--http-timeout 0)"
+        if point.idle_lost
+        else "none closed"
+    )
     opened = "-" if point.idle_open_s is None else f"{point.idle_open_s:.1f} s"
     p99 = "-" if point.p99_ms is None else f"{point.p99_ms:.2f} ms"
     cpu = "-" if point.cpu_us_per_line is None else f"{point.cpu_us_per_line:.1f} µs"
