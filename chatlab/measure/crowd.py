@@ -135,6 +135,18 @@ def _wait_for_fds(pid: int, count: int, timeout: float) -> bool:
     return True
 
 
+def _settled_threads(pid: int, timeout: float = 10.0) -> int:
+    """The server's thread count once it stops changing (a thread server starts its
+    threads after the accept that ``_wait_for_fds`` saw), for at most ``timeout`` s."""
+    process = psutil.Process(pid)
+    deadline = time.monotonic() + timeout
+    counts = [process.num_threads()]
+    while time.monotonic() < deadline and (len(counts) < 4 or len(set(counts[-4:])) > 1):
+        time.sleep(0.05)
+        counts.append(process.num_threads())
+    return counts[-1]
+
+
 def grow_idle(
     crowd: list[socket.socket],
     to: int,
@@ -188,7 +200,8 @@ def idle_crowd(
     sources = result.sources = source_addresses(ns[-1], ports_per_destination(low, high))
     me = psutil.Process()
     crowd: list[socket.socket] = []
-    with running_server(variant, "--web-port", "auto") as server:
+    # Idle connections are silent web connections: what --http-timeout would close.
+    with running_server(variant, "--web-port", "auto", "--http-timeout", "0") as server:
         pid = server.proc.pid
         result.server_fd_limit = give_fds(pid, ns[-1] + SPARE_FDS)
         assert server.web_port is not None
@@ -206,13 +219,14 @@ def idle_crowd(
                         held = len(server_fds(pid)) - base_fds
                         result.stopped = f"the server accepted only {held} of {n} in time"
                         break
+                    threads = _settled_threads(pid)
                     cpu_us, trip_us = relay_cost(pid, talker, listener, lines)
                     info = psutil.Process(pid)
                     result.points.append(
                         CrowdPoint(
                             n,
                             info.memory_info().rss,
-                            info.num_threads(),
+                            threads,
                             me.memory_info().rss - client_before,
                             kernel_memory() - kernel_before,
                             cpu_us,
