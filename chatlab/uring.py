@@ -51,6 +51,17 @@ Facts about completion that this loop relies on:
   thread, so the wait itself is a plain ``io_uring_enter`` through ctypes,
   which releases the GIL. A signal ends it through the ring: the waker socket's
   recv is one of the operations in flight.
+- The wait ends at ``timeout()`` by an argument of that call
+  (IORING_ENTER_EXT_ARG, Linux 5.11), not by a timeout operation. A timer is an
+  operation too: it stays in flight after the wait it was for has ended, so a
+  later, longer one already queued could outlast an earlier deadline (the
+  shutdown grace), and each would need cancelling. The argument lasts one wait.
+- Closing an fd does not cancel what is in flight on it: the operation holds
+  the file, so a listener closed with its accept in flight goes on listening.
+  A cancel finds its operations by the file its fd names when it is submitted
+  (``struct io_cancel_data`` in the kernel's io_uring/cancel.h),
+  so a listener's cancel is submitted before the close (``unregister``); an
+  accept that wins the race completes for a closed listener and is let go.
 """
 
 from __future__ import annotations
@@ -83,7 +94,7 @@ DISABLED_SYSCTL = "/proc/sys/kernel/io_uring_disabled"  # Linux 6.6+: 0 on, 1 re
 RING_ENTRIES = 4096  # submission queue slots; the completion queue gets twice as many
 BUFFER_COUNT = 64  # receive buffers of RECV_SIZE bytes, shared by every connection
 BUFFER_GROUP = 0
-SETTLE_WAIT = liburing.timespec(0.05) if liburing else None  # seconds per wait at shutdown
+SETTLE_WAIT = 0.05  # seconds per wait for the last completions, after the loop
 SYS_IO_URING_ENTER = 426  # the same number on every architecture Linux numbers generically
 
 # What each operation in flight is, kept in the low bits of its user_data (the fd above them).
@@ -128,11 +139,21 @@ class UringServer(EventLoopServer):
             self.arm_recv(fd)
 
     def unregister(self, fd: int) -> None:
-        """Cancel everything in flight on ``fd``; its completions still arrive."""
-        if fd in self.receiving or fd in self.sending:
-            sqe = self.submission(CANCEL, fd)
-            liburing.io_uring_prep_cancel_fd(sqe, fd, liburing.IORING_ASYNC_CANCEL_ALL)
-            liburing.io_uring_sqe_set_flags(sqe, liburing.IOSQE_CQE_SKIP_SUCCESS)
+        """Cancel everything in flight on ``fd``; its completions still arrive.
+
+        A listener is closed next (``begin_shutdown``), and the kernel finds the
+        operations to cancel by the file ``fd`` names when the cancel is submitted:
+        so its cancel is submitted now, while ``fd`` still names it.
+        """
+        if fd in self.receiving or fd in self.sending or fd in self.accepting:
+            self.cancel(fd)
+        if fd in self.listeners:
+            liburing.io_uring_submit(self.ring)
+
+    def cancel(self, fd: int) -> None:
+        sqe = self.submission(CANCEL, fd)
+        liburing.io_uring_prep_cancel_fd(sqe, fd, liburing.IORING_ASYNC_CANCEL_ALL)
+        liburing.io_uring_sqe_set_flags(sqe, liburing.IOSQE_CQE_SKIP_SUCCESS)
 
     def arm_accept(self, fd: int) -> None:
         liburing.io_uring_prep_accept(self.submission(ACCEPT, fd), fd)
@@ -166,7 +187,7 @@ class UringServer(EventLoopServer):
         """Submit and wait, handle what completed, flush; until a signal stops us."""
         self.start()
         while self.running:
-            self.wait()
+            self.wait(self.timeout())
             for fd, kind, result, flags in self.completions():
                 self.on_complete(fd, kind, result, flags)
             self.end_turn()
@@ -174,11 +195,11 @@ class UringServer(EventLoopServer):
         self.close()
         liburing.io_uring_queue_exit(self.ring)
 
-    def wait(self) -> None:
-        """Submit what is queued; if nothing has completed yet, wait for one completion."""
+    def wait(self, timeout: float | None) -> None:
+        """Submit what is queued; if nothing has completed yet, wait for one, or ``timeout`` s."""
         liburing.io_uring_submit(self.ring)  # no syscall when nothing is queued
         if liburing.io_uring_cq_ready(self.ring) == 0:
-            _enter(self.ring.ring_fd, min_complete=1)
+            _enter(self.ring.ring_fd, min_complete=1, timeout=timeout)
 
     def completions(self) -> Iterator[tuple[int, int, int, int]]:
         """Each completion ready now as (fd, kind, result, flags); a failure is -errno."""
@@ -204,9 +225,7 @@ class UringServer(EventLoopServer):
         elif kind == ACCEPT:
             self.on_accepted(fd, result)
         elif kind == POLL:
-            self.accepting.discard(fd)
-            self.accept_from(self.listeners[fd])  # the readiness way, refusing on EMFILE
-            self.arm_accept(fd)
+            self.on_polled(fd)
         elif result < 0 and result != -errno.ENOENT:  # a failed provide or cancel
             log.warning("io_uring operation %d on %d failed: %s", kind, fd, os.strerror(-result))
 
@@ -214,6 +233,10 @@ class UringServer(EventLoopServer):
 
     def on_accepted(self, fd: int, result: int) -> None:
         self.accepting.discard(fd)
+        if fd not in self.listeners:  # closed at shutdown: this accept raced its cancel
+            if result >= 0:
+                close_gently(socket.socket(fileno=result))
+            return
         if result >= 0:
             self.add_peer(socket.socket(fileno=result), self.listeners[fd])
             self.accept_from(self.listeners[fd])  # and the rest of a crowd, in this turn
@@ -224,6 +247,13 @@ class UringServer(EventLoopServer):
         else:
             log.info("accept failed: %s", os.strerror(-result))  # e.g. ECONNABORTED: move on
         self.arm_accept(fd)
+
+    def on_polled(self, fd: int) -> None:
+        """A connection is waiting (or the poll was cancelled): accept again."""
+        self.accepting.discard(fd)
+        if fd in self.listeners:
+            self.accept_from(self.listeners[fd])  # the readiness way, refusing on EMFILE
+            self.arm_accept(fd)
 
     def on_received(self, fd: int, result: int, flags: int) -> None:
         data = self.take_buffer(result, flags)
@@ -308,22 +338,23 @@ class UringServer(EventLoopServer):
             close_gently(self.retired.pop(fd))
 
     def settle(self, max_waits: int = 100) -> None:
-        """Cancel every operation and collect the completions, before the sockets close."""
-        for fd in [*self.peers, *self.accepting, self.waker.fileno()]:
-            sqe = self.submission(CANCEL, fd)
-            liburing.io_uring_prep_cancel_fd(sqe, fd, liburing.IORING_ASYNC_CANCEL_ALL)
+        """Cancel every operation and collect the completions, before the sockets close.
+
+        The listeners' operations were cancelled when the shutdown began.
+        """
+        for fd in [*self.peers, self.waker.fileno()]:
+            self.cancel(fd)
         for _ in range(max_waits):
             if not (self.receiving or self.sending or self.accepting):
                 break
-            try:
-                liburing.io_uring_submit_and_wait_timeout(self.ring, self.cqe, 1, SETTLE_WAIT)
-            except OSError:
-                pass  # ETIME: nothing completed in time; try again, a bounded number of times
+            self.wait(SETTLE_WAIT)  # a bounded number of times
             for fd, kind, result, flags in self.completions():
                 self.settle_one(fd, kind, result, flags)
 
     def settle_one(self, fd: int, kind: int, result: int, flags: int) -> None:
-        if kind in (ACCEPT, POLL):
+        if kind == ACCEPT:
+            self.on_accepted(fd, result)  # its listener is closed: a peer accepted now is not kept
+        elif kind == POLL:
             self.accepting.discard(fd)
         elif kind == RECV:
             self.receiving.discard(fd)
@@ -339,9 +370,44 @@ _syscall = ctypes.CDLL(None, use_errno=True).syscall
 _syscall.restype = ctypes.c_long
 
 
-def _enter(ring_fd: int, min_complete: int) -> None:
-    """io_uring_enter(2) with GETEVENTS: wait for completions, without holding the GIL."""
-    _syscall(SYS_IO_URING_ENTER, ring_fd, 0, min_complete, liburing.IORING_ENTER_GETEVENTS, None, 0)
+class _KernelTimespec(ctypes.Structure):
+    """``struct __kernel_timespec`` (include/uapi/linux/time_types.h)."""
+
+    _fields_ = [("tv_sec", ctypes.c_int64), ("tv_nsec", ctypes.c_int64)]
+
+
+class _GeteventsArg(ctypes.Structure):
+    """``struct io_uring_getevents_arg`` (include/uapi/linux/io_uring.h): IORING_ENTER_EXT_ARG."""
+
+    _fields_ = [
+        ("sigmask", ctypes.c_uint64),
+        ("sigmask_sz", ctypes.c_uint32),
+        ("min_wait_usec", ctypes.c_uint32),  # "pad" before Linux 6.12; 0: no minimum
+        ("ts", ctypes.c_uint64),  # the address of a _KernelTimespec: a relative timeout
+    ]
+
+
+def _enter(ring_fd: int, min_complete: int, timeout: float | None) -> None:
+    """io_uring_enter(2) with GETEVENTS: wait for completions, without holding the GIL.
+
+    With a ``timeout`` (seconds), the wait ends by then at the latest: the kernel
+    returns -ETIME, which for us is no error, just the end of the wait.
+    """
+    flags, arg = liburing.IORING_ENTER_GETEVENTS, None
+    if timeout is not None:
+        seconds, fraction = divmod(max(timeout, 0.0), 1.0)
+        timespec = _KernelTimespec(int(seconds), int(fraction * 1e9))
+        arg = _GeteventsArg(ts=ctypes.addressof(timespec))
+        flags |= liburing.IORING_ENTER_EXT_ARG
+    _syscall(
+        ctypes.c_long(SYS_IO_URING_ENTER),
+        ctypes.c_long(ring_fd),
+        ctypes.c_long(0),  # to submit: wait() has submitted already
+        ctypes.c_long(min_complete),
+        ctypes.c_long(flags),
+        None if arg is None else ctypes.byref(arg),
+        ctypes.c_size_t(0 if arg is None else ctypes.sizeof(arg)),
+    )
 
 
 # -- can this process use io_uring? ------------------------------------------------

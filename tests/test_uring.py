@@ -6,10 +6,12 @@ runs it); here are the facts only io_uring has.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import socket
 import threading
 import time
+from collections.abc import Iterator
 from functools import partial
 
 import pytest
@@ -107,12 +109,13 @@ needs_uring = pytest.mark.skipif(
 )
 
 
-@pytest.fixture
-def server() -> UringServer:  # noqa: F821 (only defined where liburing is)
+@contextlib.contextmanager
+def running(timeouts: Timeouts) -> Iterator[UringServer]:  # noqa: F821 (only where liburing is)
+    """A uring server on a thread of this process, so a test can look inside; always stopped."""
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
     server = uring.UringServer(
-        [Listener(listener, "line", partial(LineCodec, 4096))], Room(), Timeouts()
+        [Listener(listener, "line", partial(LineCodec, 4096))], Room(), timeouts
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -122,6 +125,12 @@ def server() -> UringServer:  # noqa: F821 (only defined where liburing is)
         server.stop()
         thread.join(10)
         assert not thread.is_alive(), "the loop did not stop"
+
+
+@pytest.fixture
+def server() -> Iterator[UringServer]:  # noqa: F821
+    with running(Timeouts()) as server:
+        yield server
 
 
 def _wait_for(predicate, timeout: float = 5.0) -> bool:
@@ -174,3 +183,40 @@ def test_a_peer_dropped_with_a_send_in_flight_is_closed_after_its_completion(ser
         deaf.close()
         talker.close()
     assert sending_when == {"dropped": True, "closed": False}
+
+
+@needs_uring
+def test_the_shutdown_closes_the_port_at_once_and_ends_after_the_grace() -> None:
+    """A reader that never resumes: the port closes when the shutdown begins, the loop ends
+    after the grace period.
+
+    An accept in flight holds the listening socket: closing its fd does not close it, and
+    a cancel submitted after the close no longer finds it.
+    """
+    grace = 1.0
+    with running(Timeouts(shutdown_grace=grace)) as server:
+        port = next(iter(server.listeners.values())).sock.getsockname()[1]
+        deaf = socket.socket()
+        deaf.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        deaf.connect(("127.0.0.1", port))
+        talker = socket.create_connection(("127.0.0.1", port), timeout=5)
+        try:
+            assert _wait_for(lambda: len(server.peers) == 2)
+            deaf_fd = min(server.peers)
+            for _ in range(200):  # 20 KB a round: the outbox fills long before the cap
+                talker.sendall((b"y" * 999 + b"\n") * 20 + b"/who\n")
+                while b"* online: " not in talker.recv(65536):
+                    pass  # the server has read every line so far
+                if len(server.peers[deaf_fd].outbox) > 64 * 1024:
+                    break
+            assert len(server.peers[deaf_fd].outbox) > 64 * 1024
+            stopped = time.monotonic()
+            server.stop()
+            assert _wait_for(lambda: server.shutdown_deadline is not None)
+            with pytest.raises(ConnectionRefusedError):
+                socket.create_connection(("127.0.0.1", port), timeout=5).close()
+            assert _wait_for(lambda: not server.running, grace + 3)
+            assert grace - 0.1 <= time.monotonic() - stopped <= grace + 1.0
+        finally:
+            deaf.close()
+            talker.close()
