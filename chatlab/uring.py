@@ -96,6 +96,7 @@ BUFFER_COUNT = 64  # receive buffers of RECV_SIZE bytes, shared by every connect
 BUFFER_GROUP = 0
 SETTLE_WAIT = 0.05  # seconds per wait for the last completions, after the loop
 SYS_IO_URING_ENTER = 426  # the same number on every architecture Linux numbers generically
+ENTER_RETURNS = {errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY}  # errnos that end a wait
 
 # What each operation in flight is, kept in the low bits of its user_data (the fd above them).
 ACCEPT, POLL, RECV, SEND, PROVIDE, CANCEL = range(6)
@@ -399,7 +400,7 @@ def _enter(ring_fd: int, min_complete: int, timeout: float | None) -> None:
         timespec = _KernelTimespec(int(seconds), int(fraction * 1e9))
         arg = _GeteventsArg(ts=ctypes.addressof(timespec))
         flags |= liburing.IORING_ENTER_EXT_ARG
-    _syscall(
+    entered = _syscall(
         ctypes.c_long(SYS_IO_URING_ENTER),
         ctypes.c_long(ring_fd),
         ctypes.c_long(0),  # to submit: wait() has submitted already
@@ -408,6 +409,10 @@ def _enter(ring_fd: int, min_complete: int, timeout: float | None) -> None:
         None if arg is None else ctypes.byref(arg),
         ctypes.c_size_t(0 if arg is None else ctypes.sizeof(arg)),
     )
+    # ETIME: the timeout; EINTR: a signal, which the waker reports too; EAGAIN and
+    # EBUSY: completions to reap first. Anything else is a wait that never waits.
+    if entered < 0 and (error := ctypes.get_errno()) not in ENTER_RETURNS:
+        raise OSError(error, f"io_uring_enter: {os.strerror(error)}")
 
 
 # -- can this process use io_uring? ------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 import socket
 import threading
 import time
@@ -220,3 +221,26 @@ def test_the_shutdown_closes_the_port_at_once_and_ends_after_the_grace() -> None
         finally:
             deaf.close()
             talker.close()
+
+
+@needs_uring
+def test_a_wait_ends_at_its_timeout_and_a_broken_one_raises() -> None:
+    """-ETIME is the end of the wait, not an error; a wait the kernel refuses does not spin."""
+    ring = uring.liburing.Ring()
+    uring.liburing.io_uring_queue_init(2, ring)
+    elapsed = []
+
+    def wait() -> None:
+        started = time.monotonic()
+        uring._enter(ring.ring_fd, min_complete=1, timeout=0.2)  # nothing is in flight
+        elapsed.append(time.monotonic() - started)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    waiter.join(3)
+    try:
+        assert elapsed and 0.19 <= elapsed[0] <= 1.0, elapsed
+        with open(os.devnull) as not_a_ring, pytest.raises(OSError):
+            uring._enter(not_a_ring.fileno(), min_complete=1, timeout=0.2)
+    finally:
+        uring.liburing.io_uring_queue_exit(ring)
