@@ -36,17 +36,16 @@ Facts about completion that this loop relies on:
   the fd number for the next accept while completions for it are still coming.
 - A completion's negative result is an errno, as a syscall's would be:
   ``-ECONNRESET`` or ``-EPIPE`` means the peer is gone (drop it), ``-ECANCELED``
-  means we cancelled it, ``-EMFILE`` on accept means we are out of fds. That
-  last one arrives at once whether or not anyone is connecting, so re-arming the
-  accept would spin: we refuse who is waiting, then wait for the listener to be
-  readable (a one-shot poll) before accepting again.
-- Accepts are one-shot too, one per listener in flight. A multishot accept
-  reads the fd limit (RLIMIT_NOFILE) once, when it is submitted
-  (``io_accept_prep`` in the kernel's io_uring/net.c), and goes on accepting
-  past a limit lowered since. When an accept completes, whoever else is
-  waiting is accepted at once, the readiness way (``accept_from``, up to
-  ``ACCEPT_BATCH``): a crowd then joins in a few turns, not one turn each, and
-  the "joined" notices of a turn reach each member in one send.
+  means we cancelled it.
+- Listeners are the one place we ask for readiness: a one-shot poll per
+  listener, and when it completes whoever is waiting is accepted the readiness
+  way (``accept_from``, up to ``ACCEPT_BATCH``, refusing through the spare fd
+  at EMFILE), then the poll is re-armed. An accept operation reads the fd limit
+  (RLIMIT_NOFILE) when it is submitted (``io_accept_prep`` in the kernel's
+  io_uring/net.c), so one in flight when the limit is lowered accepts past it;
+  and at EMFILE it fails at once whether or not anyone is connecting, so
+  re-arming it would spin. A crowd still joins in a few turns, not one turn
+  each, and the "joined" notices of a turn reach each member in one send.
 - The binding holds the GIL while it waits, which would freeze the log writer
   thread, so the wait itself is a plain ``io_uring_enter`` through ctypes,
   which releases the GIL. A signal ends it through the ring: the waker socket's
@@ -60,8 +59,7 @@ Facts about completion that this loop relies on:
   the file, so a listener closed with its accept in flight goes on listening.
   A cancel finds its operations by the file its fd names when it is submitted
   (``struct io_cancel_data`` in the kernel's io_uring/cancel.h),
-  so a listener's cancel is submitted before the close (``unregister``); an
-  accept that wins the race completes for a closed listener and is let go.
+  so a listener's cancel is submitted before the close (``unregister``).
 """
 
 from __future__ import annotations
@@ -99,7 +97,7 @@ SYS_IO_URING_ENTER = 426  # the same number on every architecture Linux numbers 
 ENTER_RETURNS = {errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY}  # errnos that end a wait
 
 # What each operation in flight is, kept in the low bits of its user_data (the fd above them).
-ACCEPT, POLL, RECV, SEND, PROVIDE, CANCEL = range(6)
+POLL, RECV, SEND, PROVIDE, CANCEL = range(5)
 KIND_BITS = 3
 
 
@@ -114,7 +112,7 @@ class UringServer(EventLoopServer):
         liburing.io_uring_queue_init(RING_ENTRIES, self.ring)
         self.cqe = liburing.Cqe()
         self.buffers = [bytearray(RECV_SIZE) for _ in range(BUFFER_COUNT)]  # the kernel's to fill
-        self.accepting: set[int] = set()  # listener fds with an accept (or poll) in flight
+        self.accepting: set[int] = set()  # listener fds with a poll in flight
         self.receiving: set[int] = set()  # fds with a recv in flight
         self.sending: dict[int, bytes] = {}  # fd -> the bytes of its one send in flight
         self.retired: dict[int, socket.socket] = {}  # dropped peers awaiting their completions
@@ -133,9 +131,9 @@ class UringServer(EventLoopServer):
         return sqe
 
     def register(self, fd: int) -> None:
-        """Arm the operation that stands for "watch fd": an accept, or a recv."""
+        """Arm the operation that stands for "watch fd": a poll, or a recv."""
         if fd in self.listeners:
-            self.arm_accept(fd)
+            self.arm_poll(fd)
         else:
             self.arm_recv(fd)
 
@@ -155,10 +153,6 @@ class UringServer(EventLoopServer):
         sqe = self.submission(CANCEL, fd)
         liburing.io_uring_prep_cancel_fd(sqe, fd, liburing.IORING_ASYNC_CANCEL_ALL)
         liburing.io_uring_sqe_set_flags(sqe, liburing.IOSQE_CQE_SKIP_SUCCESS)
-
-    def arm_accept(self, fd: int) -> None:
-        liburing.io_uring_prep_accept(self.submission(ACCEPT, fd), fd)
-        self.accepting.add(fd)
 
     def arm_poll(self, fd: int) -> None:
         """Wait until a connection is waiting: what epoll would do, once."""
@@ -223,8 +217,6 @@ class UringServer(EventLoopServer):
             self.on_received(fd, result, flags)
         elif kind == SEND:
             self.on_sent(fd, result)
-        elif kind == ACCEPT:
-            self.on_accepted(fd, result)
         elif kind == POLL:
             self.on_polled(fd)
         elif result < 0 and result != -errno.ENOENT:  # a failed provide or cancel
@@ -232,29 +224,12 @@ class UringServer(EventLoopServer):
 
     # -- the handlers ----------------------------------------------------------
 
-    def on_accepted(self, fd: int, result: int) -> None:
-        self.accepting.discard(fd)
-        if fd not in self.listeners:  # closed at shutdown: this accept raced its cancel
-            if result >= 0:
-                close_gently(socket.socket(fileno=result))
-            return
-        if result >= 0:
-            self.add_peer(socket.socket(fileno=result), self.listeners[fd])
-            self.accept_from(self.listeners[fd])  # and the rest of a crowd, in this turn
-        elif result in (-errno.EMFILE, -errno.ENFILE):
-            self.accept_from(self.listeners[fd])  # refuse who is waiting through the spare fd
-            self.arm_poll(fd)
-            return
-        else:
-            log.info("accept failed: %s", os.strerror(-result))  # e.g. ECONNABORTED: move on
-        self.arm_accept(fd)
-
     def on_polled(self, fd: int) -> None:
-        """A connection is waiting (or the poll was cancelled): accept again."""
+        """Connections are waiting (or the poll was cancelled at shutdown): accept them."""
         self.accepting.discard(fd)
         if fd in self.listeners:
-            self.accept_from(self.listeners[fd])  # the readiness way, refusing on EMFILE
-            self.arm_accept(fd)
+            self.accept_from(self.listeners[fd])  # the readiness way, refusing at EMFILE
+            self.arm_poll(fd)
 
     def on_received(self, fd: int, result: int, flags: int) -> None:
         data = self.take_buffer(result, flags)
@@ -353,9 +328,7 @@ class UringServer(EventLoopServer):
                 self.settle_one(fd, kind, result, flags)
 
     def settle_one(self, fd: int, kind: int, result: int, flags: int) -> None:
-        if kind == ACCEPT:
-            self.on_accepted(fd, result)  # its listener is closed: a peer accepted now is not kept
-        elif kind == POLL:
+        if kind == POLL:
             self.accepting.discard(fd)
         elif kind == RECV:
             self.receiving.discard(fd)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import resource
 import socket
 import threading
 import time
@@ -16,6 +17,8 @@ from collections.abc import Iterator
 from functools import partial
 
 import pytest
+from helpers import serving
+from test_conformance_attack import FD_LIMIT, WEB, fill_with_members, web_request
 
 import chatlab.__main__ as main
 from chatlab import uring, variants
@@ -244,3 +247,23 @@ def test_a_wait_ends_at_its_timeout_and_a_broken_one_raises() -> None:
             uring._enter(not_a_ring.fileno(), min_complete=1, timeout=0.2)
     finally:
         uring.liburing.io_uring_queue_exit(ring)
+
+
+@needs_uring
+def test_the_fd_limit_lowered_while_a_listener_waits_is_honoured() -> None:
+    """A browser that comes after the limit was lowered under a waiting listener gets a 503.
+
+    An io_uring accept reads RLIMIT_NOFILE when it is submitted: one already in
+    flight would accept past the new limit.
+    """
+    with serving("uring", *WEB) as server:
+        assert web_request(server).startswith(b"HTTP/1.1 400")  # served: the web port waits again
+        time.sleep(0.2)  # and whatever it waits with is in the kernel now
+        resource.prlimit(server.proc.pid, resource.RLIMIT_NOFILE, (FD_LIMIT, FD_LIMIT))
+        members, refused = fill_with_members(server, FD_LIMIT + 6)
+        try:
+            assert refused > 0
+            assert web_request(server).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
+        finally:
+            for client in members:
+                client.close()
