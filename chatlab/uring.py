@@ -271,9 +271,19 @@ class UringServer(EventLoopServer):
                 self.write_to(fd)  # the rest of a short send, and what was queued meanwhile
 
     def write_to(self, fd: int) -> None:
-        """Send the outbox, unless a send is in flight: its completion calls us again."""
+        """Send the outbox, unless a send is in flight: its completion calls us again.
+
+        An outbox past the cap with no send in flight is flushed at once, as the
+        readiness loops do, by one plain non-blocking ``send``: the peer is dropped
+        only if the kernel will not take enough. With a send in flight, the kernel
+        has not yet taken the last bytes we gave it, and a second send beside it
+        could run first.
+        """
         peer = self.peers.get(fd)
         if peer is None:
+            return
+        flush_now = len(peer.outbox) > MAX_OUTBOX and fd not in self.sending
+        if flush_now and not self.send_now(fd, peer):
             return
         if len(peer.outbox) > MAX_OUTBOX:
             self.drop(fd, f"slow consumer: {len(peer.outbox)} bytes unsent")

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from functools import partial
 
 import pytest
-from helpers import serving
+from helpers import ChatClient, serving
 from test_conformance_attack import FD_LIMIT, WEB, fill_with_members, web_request
 
 import chatlab.__main__ as main
@@ -266,4 +266,63 @@ def test_the_fd_limit_lowered_while_a_listener_waits_is_honoured() -> None:
             assert web_request(server).startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
         finally:
             for client in members:
+                client.close()
+
+
+@needs_uring
+def test_a_reader_is_not_dropped_when_many_send_in_the_same_turn() -> None:
+    """40 clients send 64 KB at once: 2.5 MB for a reader in one turn, past the cap.
+
+    The readiness loops flush an outbox the moment it passes the cap and drop the
+    peer only if the kernel will not take enough; so must a completion loop, or a
+    reader that keeps up is dropped for what others said in one instant. (The
+    senders do not read: they may be dropped.)
+    """
+    lines = (b"w" * 3999 + b"\n") * 16  # 64,000 bytes: one recv each
+    with serving("uring", "--max-line", "8192") as server:
+        reader = ChatClient.connect(server)
+        reader.welcome()
+        received, done = bytearray(), threading.Event()
+
+        def read_continuously() -> None:
+            reader.sock.settimeout(0.1)
+            while not done.is_set():
+                try:
+                    data = reader.sock.recv(1 << 20)
+                except TimeoutError:
+                    continue
+                except OSError:
+                    data = b""
+                if not data:
+                    return  # dropped
+                received[:] = received[-100:] + data
+
+        thread = threading.Thread(target=read_continuously)
+        thread.start()
+        senders = [ChatClient.connect(server) for _ in range(41)]
+        try:
+            for sender in senders:
+                sender.welcome()
+            senders[0].sock.sendall(lines * 60)  # 3.8 MB: the kernel's buffers grow for it
+            time.sleep(0.5)
+            start = threading.Barrier(40)
+
+            def send(sender: ChatClient) -> None:
+                start.wait()
+                sender.sock.sendall(lines)
+
+            blasts = [threading.Thread(target=send, args=(sender,)) for sender in senders[1:]]
+            for blast in blasts:
+                blast.start()
+            for blast in blasts:
+                blast.join()
+            probe = ChatClient.connect(server)
+            senders.append(probe)
+            probe.say("after the burst")
+            assert _wait_for(lambda: b"> after the burst\n" in received or not thread.is_alive())
+            assert thread.is_alive(), "the reader was dropped"
+        finally:
+            done.set()
+            thread.join()
+            for client in [reader, *senders]:
                 client.close()
