@@ -2,7 +2,7 @@
 
 select, poll and epoll answer "which sockets are ready?" and leave one ``recv``
 or ``send`` syscall per socket to us. io_uring answers "which of my operations
-finished?": we put operations (accept, recv, send) in a submission queue the
+finished?": we put operations (recv, send) in a submission queue the
 kernel shares with us, submit them all with one ``io_uring_enter``, and read
 their results from a completion queue. Linux 5.19+ only, through the optional
 ``liburing`` package (``pip install liburing``); ``unavailable_reason`` says
@@ -56,10 +56,10 @@ Facts about completion that this loop relies on:
   later, longer one already queued could outlast an earlier deadline (the
   shutdown grace), and each would need cancelling. The argument lasts one wait.
 - Closing an fd does not cancel what is in flight on it: the operation holds
-  the file, so a listener closed with its accept in flight goes on listening.
+  the file, so a listener closed with its poll in flight goes on listening.
   A cancel finds its operations by the file its fd names when it is submitted
-  (``struct io_cancel_data`` in the kernel's io_uring/cancel.h),
-  so a listener's cancel is submitted before the close (``unregister``).
+  (``struct io_cancel_data`` in the kernel's io_uring/cancel.h), so a
+  listener's cancel is submitted before the close (``unregister``).
 """
 
 from __future__ import annotations
