@@ -15,7 +15,9 @@ Facts about completion that this loop relies on:
   after the call that submitted it has returned. So the Python object must stay
   alive and unchanged until then: ``sending[fd]`` holds each send's bytes, and
   they are an immutable copy, never the outbox itself, because appending to a
-  ``bytearray`` may move its memory while the kernel reads it.
+  ``bytearray`` may move its memory while the kernel reads it. The bytes move:
+  the outbox is emptied into the copy, so memory holds them once, and the cap
+  counts both; what a short send leaves goes back to the outbox's front.
 - Reads use buffers we provide in advance (``io_uring_prep_provide_buffers``).
   The kernel picks a free one only when data arrives, so 10,000 idle clients
   hold no buffer; each completion names the buffer it filled, we copy the bytes
@@ -258,17 +260,21 @@ class UringServer(EventLoopServer):
         return data
 
     def on_sent(self, fd: int, result: int) -> None:
-        del self.sending[fd]  # the kernel is done with those bytes
+        self.take_back(fd, result)
         if fd not in self.peers:
             self.close_if_done(fd)
         elif result < 0:
             self.drop(fd, os.strerror(-result))  # EPIPE, ECONNRESET
+        elif fd in self.ended:
+            self.end_of_stream(fd)
         else:
-            del self.peers[fd].outbox[:result]
-            if fd in self.ended:
-                self.end_of_stream(fd)
-            else:
-                self.write_to(fd)  # the rest of a short send, and what was queued meanwhile
+            self.write_to(fd)  # the rest of a short send, and what was queued meanwhile
+
+    def take_back(self, fd: int, result: int) -> None:
+        """The kernel is done with a send: what it did not take goes back to the outbox's front."""
+        data = self.sending.pop(fd)
+        if (peer := self.peers.get(fd)) is not None:
+            peer.outbox[:0] = memoryview(data)[max(result, 0) :]
 
     def write_to(self, fd: int) -> None:
         """Send the outbox, unless a send is in flight: its completion calls us again.
@@ -285,12 +291,14 @@ class UringServer(EventLoopServer):
         flush_now = len(peer.outbox) > MAX_OUTBOX and fd not in self.sending
         if flush_now and not self.send_now(fd, peer):
             return
-        if len(peer.outbox) > MAX_OUTBOX:
-            self.drop(fd, f"slow consumer: {len(peer.outbox)} bytes unsent")
+        unsent = len(peer.outbox) + len(self.sending.get(fd, b""))
+        if unsent > MAX_OUTBOX:
+            self.drop(fd, f"slow consumer: {unsent} bytes unsent")
         elif fd in self.sending:
             return
         elif peer.outbox:
             self.send(fd, bytes(peer.outbox))
+            peer.outbox.clear()  # its bytes are held once, by the send in flight
         elif peer.closing:
             self.drop(fd, "closed by the room")
 
@@ -344,9 +352,7 @@ class UringServer(EventLoopServer):
             self.receiving.discard(fd)
             self.take_buffer(result, flags)  # a line that arrived during the shutdown is lost
         elif kind == SEND:
-            del self.sending[fd]
-            if fd in self.peers and result > 0:
-                del self.peers[fd].outbox[:result]
+            self.take_back(fd, result)
         self.close_if_done(fd)
 
 
