@@ -221,15 +221,8 @@ class EventLoopServer:
         peer = self.peers.get(fd)
         if peer is None:
             return
-        if peer.outbox:
-            try:
-                sent = peer.sock.send(peer.outbox)
-            except BlockingIOError:
-                sent = 0
-            except OSError as error:
-                self.drop(fd, error.strerror or "send failed")  # EPIPE, ECONNRESET
-                return
-            del peer.outbox[:sent]
+        if peer.outbox and not self.send_now(fd, peer):
+            return
         if peer.pending() > MAX_OUTBOX:
             self.drop(fd, f"slow consumer: {peer.pending()} bytes unsent")
         elif peer.outbox:
@@ -240,6 +233,18 @@ class EventLoopServer:
             self.drop(fd, "never joined: server full, or a web request answered")
         else:
             self.want_write(fd, False)
+
+    def send_now(self, fd: int, peer: Peer) -> bool:
+        """One non-blocking ``send`` of the outbox; False if that failed and dropped the peer."""
+        try:
+            sent = peer.sock.send(peer.outbox)
+        except BlockingIOError:
+            sent = 0
+        except OSError as error:
+            self.drop(fd, error.strerror or "send failed")  # EPIPE, ECONNRESET
+            return False
+        del peer.outbox[:sent]
+        return True
 
     def want_write(self, fd: int, wanted: bool) -> None:
         """Watch ``fd`` for writability exactly while it has output pending."""

@@ -2,7 +2,7 @@
 
 select, poll and epoll answer "which sockets are ready?" and leave one ``recv``
 or ``send`` syscall per socket to us. io_uring answers "which of my operations
-finished?": we put operations (accept, recv, send) in a submission queue the
+finished?": we put operations (recv, send) in a submission queue the
 kernel shares with us, submit them all with one ``io_uring_enter``, and read
 their results from a completion queue. Linux 5.19+ only, through the optional
 ``liburing`` package (``pip install liburing``); ``unavailable_reason`` says
@@ -15,7 +15,9 @@ Facts about completion that this loop relies on:
   after the call that submitted it has returned. So the Python object must stay
   alive and unchanged until then: ``sending[fd]`` holds each send's bytes, and
   they are an immutable copy, never the outbox itself, because appending to a
-  ``bytearray`` may move its memory while the kernel reads it.
+  ``bytearray`` may move its memory while the kernel reads it. The bytes move:
+  the outbox is emptied into the copy, so memory holds them once, and the cap
+  counts both; what a short send leaves goes back to the outbox's front.
 - Reads use buffers we provide in advance (``io_uring_prep_provide_buffers``).
   The kernel picks a free one only when data arrives, so 10,000 idle clients
   hold no buffer; each completion names the buffer it filled, we copy the bytes
@@ -36,21 +38,30 @@ Facts about completion that this loop relies on:
   the fd number for the next accept while completions for it are still coming.
 - A completion's negative result is an errno, as a syscall's would be:
   ``-ECONNRESET`` or ``-EPIPE`` means the peer is gone (drop it), ``-ECANCELED``
-  means we cancelled it, ``-EMFILE`` on accept means we are out of fds. That
-  last one arrives at once whether or not anyone is connecting, so re-arming the
-  accept would spin: we refuse who is waiting, then wait for the listener to be
-  readable (a one-shot poll) before accepting again.
-- Accepts are one-shot too, one per listener in flight. A multishot accept
-  reads the fd limit (RLIMIT_NOFILE) once, when it is submitted
-  (``io_accept_prep`` in the kernel's io_uring/net.c), and goes on accepting
-  past a limit lowered since. When an accept completes, whoever else is
-  waiting is accepted at once, the readiness way (``accept_from``, up to
-  ``ACCEPT_BATCH``): a crowd then joins in a few turns, not one turn each, and
-  the "joined" notices of a turn reach each member in one send.
+  means we cancelled it.
+- Listeners are the one place we ask for readiness: a one-shot poll per
+  listener, and when it completes whoever is waiting is accepted the readiness
+  way (``accept_from``, up to ``ACCEPT_BATCH``, refusing through the spare fd
+  at EMFILE), then the poll is re-armed. An accept operation reads the fd limit
+  (RLIMIT_NOFILE) when it is submitted (``io_accept_prep`` in the kernel's
+  io_uring/net.c), so one in flight when the limit is lowered accepts past it;
+  and at EMFILE it fails at once whether or not anyone is connecting, so
+  re-arming it would spin. A crowd still joins in a few turns, not one turn
+  each, and the "joined" notices of a turn reach each member in one send.
 - The binding holds the GIL while it waits, which would freeze the log writer
   thread, so the wait itself is a plain ``io_uring_enter`` through ctypes,
   which releases the GIL. A signal ends it through the ring: the waker socket's
   recv is one of the operations in flight.
+- The wait ends at ``timeout()`` by an argument of that call
+  (IORING_ENTER_EXT_ARG, Linux 5.11), not by a timeout operation. A timer is an
+  operation too: it stays in flight after the wait it was for has ended, so a
+  later, longer one already queued could outlast an earlier deadline (the
+  shutdown grace), and each would need cancelling. The argument lasts one wait.
+- Closing an fd does not cancel what is in flight on it: the operation holds
+  the file, so a listener closed with its poll in flight goes on listening.
+  A cancel finds its operations by the file its fd names when it is submitted
+  (``struct io_cancel_data`` in the kernel's io_uring/cancel.h), so a
+  listener's cancel is submitted before the close (``unregister``).
 """
 
 from __future__ import annotations
@@ -83,11 +94,12 @@ DISABLED_SYSCTL = "/proc/sys/kernel/io_uring_disabled"  # Linux 6.6+: 0 on, 1 re
 RING_ENTRIES = 4096  # submission queue slots; the completion queue gets twice as many
 BUFFER_COUNT = 64  # receive buffers of RECV_SIZE bytes, shared by every connection
 BUFFER_GROUP = 0
-SETTLE_WAIT = liburing.timespec(0.05) if liburing else None  # seconds per wait at shutdown
+SETTLE_WAIT = 0.05  # seconds per wait for the last completions, after the loop
 SYS_IO_URING_ENTER = 426  # the same number on every architecture Linux numbers generically
+ENTER_RETURNS = {errno.ETIME, errno.EINTR, errno.EAGAIN, errno.EBUSY}  # errnos that end a wait
 
 # What each operation in flight is, kept in the low bits of its user_data (the fd above them).
-ACCEPT, POLL, RECV, SEND, PROVIDE, CANCEL = range(6)
+POLL, RECV, SEND, PROVIDE, CANCEL = range(5)
 KIND_BITS = 3
 
 
@@ -102,7 +114,7 @@ class UringServer(EventLoopServer):
         liburing.io_uring_queue_init(RING_ENTRIES, self.ring)
         self.cqe = liburing.Cqe()
         self.buffers = [bytearray(RECV_SIZE) for _ in range(BUFFER_COUNT)]  # the kernel's to fill
-        self.accepting: set[int] = set()  # listener fds with an accept (or poll) in flight
+        self.accepting: set[int] = set()  # listener fds with a poll in flight
         self.receiving: set[int] = set()  # fds with a recv in flight
         self.sending: dict[int, bytes] = {}  # fd -> the bytes of its one send in flight
         self.retired: dict[int, socket.socket] = {}  # dropped peers awaiting their completions
@@ -121,22 +133,28 @@ class UringServer(EventLoopServer):
         return sqe
 
     def register(self, fd: int) -> None:
-        """Arm the operation that stands for "watch fd": an accept, or a recv."""
+        """Arm the operation that stands for "watch fd": a poll, or a recv."""
         if fd in self.listeners:
-            self.arm_accept(fd)
+            self.arm_poll(fd)
         else:
             self.arm_recv(fd)
 
     def unregister(self, fd: int) -> None:
-        """Cancel everything in flight on ``fd``; its completions still arrive."""
-        if fd in self.receiving or fd in self.sending:
-            sqe = self.submission(CANCEL, fd)
-            liburing.io_uring_prep_cancel_fd(sqe, fd, liburing.IORING_ASYNC_CANCEL_ALL)
-            liburing.io_uring_sqe_set_flags(sqe, liburing.IOSQE_CQE_SKIP_SUCCESS)
+        """Cancel everything in flight on ``fd``; its completions still arrive.
 
-    def arm_accept(self, fd: int) -> None:
-        liburing.io_uring_prep_accept(self.submission(ACCEPT, fd), fd)
-        self.accepting.add(fd)
+        A listener is closed next (``begin_shutdown``), and the kernel finds the
+        operations to cancel by the file ``fd`` names when the cancel is submitted:
+        so its cancel is submitted now, while ``fd`` still names it.
+        """
+        if fd in self.receiving or fd in self.sending or fd in self.accepting:
+            self.cancel(fd)
+        if fd in self.listeners:
+            liburing.io_uring_submit(self.ring)
+
+    def cancel(self, fd: int) -> None:
+        sqe = self.submission(CANCEL, fd)
+        liburing.io_uring_prep_cancel_fd(sqe, fd, liburing.IORING_ASYNC_CANCEL_ALL)
+        liburing.io_uring_sqe_set_flags(sqe, liburing.IOSQE_CQE_SKIP_SUCCESS)
 
     def arm_poll(self, fd: int) -> None:
         """Wait until a connection is waiting: what epoll would do, once."""
@@ -166,7 +184,7 @@ class UringServer(EventLoopServer):
         """Submit and wait, handle what completed, flush; until a signal stops us."""
         self.start()
         while self.running:
-            self.wait()
+            self.wait(self.timeout())
             for fd, kind, result, flags in self.completions():
                 self.on_complete(fd, kind, result, flags)
             self.end_turn()
@@ -174,11 +192,11 @@ class UringServer(EventLoopServer):
         self.close()
         liburing.io_uring_queue_exit(self.ring)
 
-    def wait(self) -> None:
-        """Submit what is queued; if nothing has completed yet, wait for one completion."""
+    def wait(self, timeout: float | None) -> None:
+        """Submit what is queued; if nothing has completed yet, wait for one, or ``timeout`` s."""
         liburing.io_uring_submit(self.ring)  # no syscall when nothing is queued
         if liburing.io_uring_cq_ready(self.ring) == 0:
-            _enter(self.ring.ring_fd, min_complete=1)
+            _enter(self.ring.ring_fd, min_complete=1, timeout=timeout)
 
     def completions(self) -> Iterator[tuple[int, int, int, int]]:
         """Each completion ready now as (fd, kind, result, flags); a failure is -errno."""
@@ -201,29 +219,19 @@ class UringServer(EventLoopServer):
             self.on_received(fd, result, flags)
         elif kind == SEND:
             self.on_sent(fd, result)
-        elif kind == ACCEPT:
-            self.on_accepted(fd, result)
         elif kind == POLL:
-            self.accepting.discard(fd)
-            self.accept_from(self.listeners[fd])  # the readiness way, refusing on EMFILE
-            self.arm_accept(fd)
+            self.on_polled(fd)
         elif result < 0 and result != -errno.ENOENT:  # a failed provide or cancel
             log.warning("io_uring operation %d on %d failed: %s", kind, fd, os.strerror(-result))
 
     # -- the handlers ----------------------------------------------------------
 
-    def on_accepted(self, fd: int, result: int) -> None:
+    def on_polled(self, fd: int) -> None:
+        """Connections are waiting (or the poll was cancelled at shutdown): accept them."""
         self.accepting.discard(fd)
-        if result >= 0:
-            self.add_peer(socket.socket(fileno=result), self.listeners[fd])
-            self.accept_from(self.listeners[fd])  # and the rest of a crowd, in this turn
-        elif result in (-errno.EMFILE, -errno.ENFILE):
-            self.accept_from(self.listeners[fd])  # refuse who is waiting through the spare fd
+        if fd in self.listeners:
+            self.accept_from(self.listeners[fd])  # the readiness way, refusing at EMFILE
             self.arm_poll(fd)
-            return
-        else:
-            log.info("accept failed: %s", os.strerror(-result))  # e.g. ECONNABORTED: move on
-        self.arm_accept(fd)
 
     def on_received(self, fd: int, result: int, flags: int) -> None:
         data = self.take_buffer(result, flags)
@@ -252,29 +260,45 @@ class UringServer(EventLoopServer):
         return data
 
     def on_sent(self, fd: int, result: int) -> None:
-        del self.sending[fd]  # the kernel is done with those bytes
+        self.take_back(fd, result)
         if fd not in self.peers:
             self.close_if_done(fd)
         elif result < 0:
             self.drop(fd, os.strerror(-result))  # EPIPE, ECONNRESET
+        elif fd in self.ended:
+            self.end_of_stream(fd)
         else:
-            del self.peers[fd].outbox[:result]
-            if fd in self.ended:
-                self.end_of_stream(fd)
-            else:
-                self.write_to(fd)  # the rest of a short send, and what was queued meanwhile
+            self.write_to(fd)  # the rest of a short send, and what was queued meanwhile
+
+    def take_back(self, fd: int, result: int) -> None:
+        """The kernel is done with a send: what it did not take goes back to the outbox's front."""
+        data = self.sending.pop(fd)
+        if (peer := self.peers.get(fd)) is not None:
+            peer.outbox[:0] = memoryview(data)[max(result, 0) :]
 
     def write_to(self, fd: int) -> None:
-        """Send the outbox, unless a send is in flight: its completion calls us again."""
+        """Send the outbox, unless a send is in flight: its completion calls us again.
+
+        An outbox past the cap with no send in flight is flushed at once, as the
+        readiness loops do, by one plain non-blocking ``send``: the peer is dropped
+        only if the kernel will not take enough. With a send in flight, the kernel
+        has not yet taken the last bytes we gave it, and a second send beside it
+        could run first.
+        """
         peer = self.peers.get(fd)
         if peer is None:
             return
-        if len(peer.outbox) > MAX_OUTBOX:
-            self.drop(fd, f"slow consumer: {len(peer.outbox)} bytes unsent")
+        flush_now = len(peer.outbox) > MAX_OUTBOX and fd not in self.sending
+        if flush_now and not self.send_now(fd, peer):
+            return
+        unsent = len(peer.outbox) + len(self.sending.get(fd, b""))
+        if unsent > MAX_OUTBOX:
+            self.drop(fd, f"slow consumer: {unsent} bytes unsent")
         elif fd in self.sending:
             return
         elif peer.outbox:
             self.send(fd, bytes(peer.outbox))
+            peer.outbox.clear()  # its bytes are held once, by the send in flight
         elif peer.closing:
             self.drop(fd, "closed by the room")
 
@@ -308,30 +332,27 @@ class UringServer(EventLoopServer):
             close_gently(self.retired.pop(fd))
 
     def settle(self, max_waits: int = 100) -> None:
-        """Cancel every operation and collect the completions, before the sockets close."""
-        for fd in [*self.peers, *self.accepting, self.waker.fileno()]:
-            sqe = self.submission(CANCEL, fd)
-            liburing.io_uring_prep_cancel_fd(sqe, fd, liburing.IORING_ASYNC_CANCEL_ALL)
+        """Cancel every operation and collect the completions, before the sockets close.
+
+        The listeners' operations were cancelled when the shutdown began.
+        """
+        for fd in [*self.peers, self.waker.fileno()]:
+            self.cancel(fd)
         for _ in range(max_waits):
             if not (self.receiving or self.sending or self.accepting):
                 break
-            try:
-                liburing.io_uring_submit_and_wait_timeout(self.ring, self.cqe, 1, SETTLE_WAIT)
-            except OSError:
-                pass  # ETIME: nothing completed in time; try again, a bounded number of times
+            self.wait(SETTLE_WAIT)  # a bounded number of times
             for fd, kind, result, flags in self.completions():
                 self.settle_one(fd, kind, result, flags)
 
     def settle_one(self, fd: int, kind: int, result: int, flags: int) -> None:
-        if kind in (ACCEPT, POLL):
+        if kind == POLL:
             self.accepting.discard(fd)
         elif kind == RECV:
             self.receiving.discard(fd)
             self.take_buffer(result, flags)  # a line that arrived during the shutdown is lost
         elif kind == SEND:
-            del self.sending[fd]
-            if fd in self.peers and result > 0:
-                del self.peers[fd].outbox[:result]
+            self.take_back(fd, result)
         self.close_if_done(fd)
 
 
@@ -339,9 +360,48 @@ _syscall = ctypes.CDLL(None, use_errno=True).syscall
 _syscall.restype = ctypes.c_long
 
 
-def _enter(ring_fd: int, min_complete: int) -> None:
-    """io_uring_enter(2) with GETEVENTS: wait for completions, without holding the GIL."""
-    _syscall(SYS_IO_URING_ENTER, ring_fd, 0, min_complete, liburing.IORING_ENTER_GETEVENTS, None, 0)
+class _KernelTimespec(ctypes.Structure):
+    """``struct __kernel_timespec`` (include/uapi/linux/time_types.h)."""
+
+    _fields_ = [("tv_sec", ctypes.c_int64), ("tv_nsec", ctypes.c_int64)]
+
+
+class _GeteventsArg(ctypes.Structure):
+    """``struct io_uring_getevents_arg`` (include/uapi/linux/io_uring.h): IORING_ENTER_EXT_ARG."""
+
+    _fields_ = [
+        ("sigmask", ctypes.c_uint64),
+        ("sigmask_sz", ctypes.c_uint32),
+        ("min_wait_usec", ctypes.c_uint32),  # "pad" before Linux 6.12; 0: no minimum
+        ("ts", ctypes.c_uint64),  # the address of a _KernelTimespec: a relative timeout
+    ]
+
+
+def _enter(ring_fd: int, min_complete: int, timeout: float | None) -> None:
+    """io_uring_enter(2) with GETEVENTS: wait for completions, without holding the GIL.
+
+    With a ``timeout`` (seconds), the wait ends by then at the latest: the kernel
+    returns -ETIME, which for us is no error, just the end of the wait.
+    """
+    flags, arg = liburing.IORING_ENTER_GETEVENTS, None
+    if timeout is not None:
+        seconds, fraction = divmod(max(timeout, 0.0), 1.0)
+        timespec = _KernelTimespec(int(seconds), int(fraction * 1e9))
+        arg = _GeteventsArg(ts=ctypes.addressof(timespec))
+        flags |= liburing.IORING_ENTER_EXT_ARG
+    entered = _syscall(
+        ctypes.c_long(SYS_IO_URING_ENTER),
+        ctypes.c_long(ring_fd),
+        ctypes.c_long(0),  # to submit: wait() has submitted already
+        ctypes.c_long(min_complete),
+        ctypes.c_long(flags),
+        None if arg is None else ctypes.byref(arg),
+        ctypes.c_size_t(0 if arg is None else ctypes.sizeof(arg)),
+    )
+    # ETIME: the timeout; EINTR: a signal, which the waker reports too; EAGAIN and
+    # EBUSY: completions to reap first. Anything else is a wait that never waits.
+    if entered < 0 and (error := ctypes.get_errno()) not in ENTER_RETURNS:
+        raise OSError(error, f"io_uring_enter: {os.strerror(error)}")
 
 
 # -- can this process use io_uring? ------------------------------------------------
