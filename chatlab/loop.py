@@ -227,10 +227,12 @@ class EventLoopServer:
             self.drop(fd, f"slow consumer: {peer.pending()} bytes unsent")
         elif peer.outbox:
             self.want_write(fd, True)
+        elif peer.closing and self.shutdown_deadline is not None:
+            self.drop(fd, "server shutting down")
         elif peer.closing and fd in self.room.members:
             self.drop(fd, "closed by the room")  # /quit, or a browser's close
         elif peer.closing:
-            self.drop(fd, "never joined: server full, or a web request answered")
+            self.drop(fd, "never joined: refused (server full), or a web request answered")
         else:
             self.want_write(fd, False)
 

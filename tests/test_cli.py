@@ -200,7 +200,7 @@ def test_verbose_logs_a_refused_client_as_refused(variant: str) -> None:
         refused = ChatClient.connect(server)
         assert refused.line() == "! server full (1 client); try again later"
         refused.expect_closed()
-        assert wait_for(lambda: "never joined: server full" in server.output, TIMEOUT)
+        assert wait_for(lambda: "never joined: refused (server full)" in server.output, TIMEOUT)
         member.say("/quit")
         member.expect("* bye")
         member.expect_closed()
@@ -208,6 +208,17 @@ def test_verbose_logs_a_refused_client_as_refused(variant: str) -> None:
         assert server.output.count("closed by the room") == 1  # the member's /quit, only
         refused.close()
         member.close()
+
+
+@pytest.mark.parametrize("variant", ["select", "poll", "epoll"])
+def test_verbose_logs_a_member_closed_at_shutdown_as_such(variant: str) -> None:
+    with serving(variant, "-v") as server:  # stopped by SIGTERM at the end of the block
+        member = ChatClient.connect(server)
+        member.welcome()
+    member.expect("* server shutting down")
+    member.close()
+    assert "closed: server shutting down" in server.output
+    assert "never joined" not in server.output
 
 
 @pytest.mark.parametrize("variant", VARIANTS)
