@@ -22,6 +22,7 @@ import signal
 import socket
 import sys
 import threading
+import time
 from functools import partial
 from typing import Protocol
 
@@ -36,6 +37,7 @@ log = logging.getLogger("chatlab")
 
 DEFAULT_PORT = 9999
 DEFAULT_WEB_PORT = 8080
+LOG_FLUSH_WAIT = 1.0  # seconds the exit waits for the log writer to write the last lines
 
 
 class Server(Protocol):
@@ -155,6 +157,7 @@ def run(server_class: ServerClass, options: argparse.Namespace) -> int:
     with stop_on_signals(server):  # before announcing: a signal may follow the announcement at once
         announce(variant, listeners)
         server.run()
+    flush_log(LOG_FLUSH_WAIT)
     return 0
 
 
@@ -273,6 +276,21 @@ def _write_log(records: queue.Queue[logging.LogRecord], formatter: logging.Forma
             os.write(sys.stderr.fileno(), line.encode("utf-8", "replace"))
         except OSError:
             pass  # stderr is closed: there is nowhere to log to
+        records.task_done()
+
+
+def flush_log(timeout: float) -> None:
+    """Let the log writer write what is queued, for at most ``timeout`` seconds.
+
+    The writer is a daemon thread, so the process would not wait for it: the
+    last lines of a run, how it shut down, would be lost to the exit. A stderr
+    that nobody reads still cannot hold the exit longer than ``timeout``.
+    """
+    deadline = time.monotonic() + timeout
+    for handler in log.handlers:
+        records = getattr(handler, "queue", None)
+        while records is not None and records.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
 
 
 def port_number(text: str) -> int:
