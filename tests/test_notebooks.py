@@ -18,6 +18,7 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from statistics import median
 from typing import Any
 
 import nbformat
@@ -25,6 +26,7 @@ import pytest
 from nbclient import NotebookClient
 
 from chatlab.measure import quick_mode
+from chatlab.measure.syscalls import compare_rounds
 from chatlab.variants import is_available, unavailable_reason
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -273,7 +275,7 @@ def _check_readiness_to_completion(r: dict[str, Any]) -> None:
     assert r["selector_class"] == "EpollSelector"  # asyncio's default loop, on Linux
     counts = r["counts"]
     for variant, count in counts.items():
-        assert count["deliveries"] == r["workload"]["deliveries"] > 0, variant  # nothing lost
+        assert count["lost"] == 0 and count["deliveries"] > 0, variant
     per_line = {variant: count["per_line"] for variant, count in counts.items()}
     assert counts["asyncio"]["calls"].get("epoll_wait", 0) > 0  # it waits as chatlab.epoll does
     loops = [per_line[variant]["total"] for variant in ("select", "poll", "epoll")]
@@ -284,8 +286,32 @@ def _check_readiness_to_completion(r: dict[str, Any]) -> None:
     assert is_available("uring"), unavailable_reason("uring")  # CI installs liburing: no skipping
     assert per_line["uring"]["io"] == 0  # its recvs and sends happen inside io_uring_enter
     assert 0 < per_line["uring"]["total"] < per_line["epoll"]["total"] / 5
-    assert all(us > 0 for us in r["cpu_us_per_line"]["uring"])
-    assert len(r["findings"]) >= 2
+    _check_completion_in_the_bench(r)
+
+
+def _check_completion_in_the_bench(r: dict[str, Any]) -> None:
+    """epoll, uring, asyncio, uvloop in one bench run: all measured, and the verdicts from it."""
+    four = ("epoll", "uring", "asyncio", "uvloop")
+    assert list(r["bench_variants"]) == list(four)
+    rounds: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for point in r["bench"]:
+        if point["workload"] != "idle":
+            rounds.setdefault((point["variant"], point["n"], point["workload"]), []).append(point)
+    cases = [(n, w) for n in r["bench_ns"] for w in ("pipelined", "light")]
+    assert set(rounds) == {(v, n, w) for v in four for n, w in cases}
+    for key, points in rounds.items():
+        assert len(points) == r["rounds"], key
+        for point in points:
+            assert point["connected"] == point["n"], key
+            assert point["lost"] == 0 and point["received"] == point["expected"] > 0, key
+            assert point["cpu_us_per_line"] > 0 and point["p99_ms"] > 0, key
+    for n, w in cases:  # the notebook's statement follows from the rounds it measured
+        cpu = {v: [p["cpu_us_per_line"] for p in rounds[v, n, w]] for v in ("uring", "epoll")}
+        verdict = compare_rounds(cpu["uring"], cpu["epoll"])
+        assert r["cpu_verdicts"][f"{w}/{n}"] == verdict
+        stated = [f for f in r["findings"] if f.startswith(f"{w}, N = {n:,}: uring spent")]
+        assert len(stated) == 1 and f"{median(cpu['uring']):.2f} µs" in stated[0]
+        assert ("neither used clearly less" in stated[0]) == (verdict == "overlap")
 
 
 def _check_many_connections(r: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """Syscalls per delivered line: what each variant asks of the kernel to relay one line once.
 
-A fixed workload runs against a server that ``strace -f -c`` is attached to,
-once its clients have all joined, so the count is the relaying alone, not the
+Some clients talk, for a few seconds, to a server that ``strace -f -c`` is
+attached to once its clients have all joined, so the count is the relaying alone, not the
 start-up or the greetings. ``strace -c`` counts every syscall of every thread;
 we divide by the deliveries (one line reaching one client counts once, so a
 line in a room of 100 is 99 deliveries) and group the calls:
@@ -16,19 +16,17 @@ line in a room of 100 is 99 deliveries) and group the calls:
 
 strace stops the server at every syscall, so the server runs many times
 slower while counted. A slower server finds more lines waiting per turn and
-batches more, so the driver keeps only ``window`` lines per sender in flight:
-the batches stay the size the workload allows, not the size strace's delay
-would make them. The driver below is deliberately small and self-contained:
-it needs only a count of delivered lines, not the timings a load generator
-keeps.
+batches more, so each sender keeps only ``window`` lines in flight: the batches
+stay the size the workload allows, not the size strace's delay would make them.
+The clients are the bench's own (``chatlab.bench``): its contender starts the
+server and grows the room, its swarm sends and counts, with a window of a few
+lines instead of the bench's 64,000 copies in flight.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import random
-import selectors
 import shutil
 import signal
 import subprocess
@@ -38,9 +36,9 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chatlab.launch import ServerProcess, running_server
-from chatlab.measure.clients import LineClient
-from chatlab.measure.servers import connected_clients
+from chatlab.bench.contender import open_contender
+from chatlab.bench.plan import Plan
+from chatlab.bench.workload import Workload
 from chatlab.measure.timing import Progress, no_progress, quick_mode
 
 WAIT_CALLS = frozenset(
@@ -56,25 +54,24 @@ YAMA_PTRACE_SCOPE = "/proc/sys/kernel/yama/ptrace_scope"  # Documentation/admin-
 
 
 @dataclass(frozen=True)
-class Workload:
-    """``senders`` of ``clients`` each send ``lines`` lines, ``window`` at most in flight each."""
+class Room:
+    """``clients`` in a room; ``senders`` talk ``seconds`` long, ``window`` lines in flight each."""
 
     clients: int = 100
     senders: int = 10
-    lines: int = 500
+    seconds: float = 3.0
     window: int = 4
 
-    @property
-    def deliveries(self) -> int:
-        """Every line reaches every client but its sender."""
-        return self.senders * self.lines * (self.clients - 1)
+    def workload(self) -> Workload:
+        """The bench's pipelined shape, with the small window strace needs (see above)."""
+        return Workload("counted", self.senders, 0.0, self.window, self.seconds)
 
 
-QUICK = Workload(clients=50, senders=5, lines=100)
-FULL = Workload()
+QUICK = Room(clients=50, senders=5, seconds=1.0)
+FULL = Room()
 
 
-def default_workload() -> Workload:
+def default_room() -> Room:
     return QUICK if quick_mode() else FULL
 
 
@@ -83,8 +80,9 @@ class SyscallCount:
     """The syscalls one server made while it relayed a workload."""
 
     variant: str
-    workload: Workload
-    deliveries: int  # lines the clients received
+    room: Room
+    deliveries: int  # line copies the clients received, one per line per receiver
+    lost: int  # line copies sent and never received
     calls: dict[str, int]  # syscall name -> calls, from strace's summary
 
     def count(self, group: str) -> int:
@@ -188,54 +186,20 @@ def _tracer(pid: int, tid: str) -> int:
     return int(status.split("TracerPid:")[1].split()[0])
 
 
-def count_syscalls(
-    variant: str, workload: Workload | None = None, timeout_s: float = 300.0
-) -> SyscallCount:
-    """Run ``workload`` against ``variant`` with strace attached; count what it took."""
-    workload = workload or default_workload()
-    with (
-        joined_room(variant, workload) as (server, clients),
-        counting_syscalls(server.proc.pid) as calls,
-    ):
-        deliveries = relay(clients, workload, timeout_s)
-    return SyscallCount(variant, workload, deliveries, calls)
-
-
-def server_cpu_per_line(
-    variant: str, workload: Workload | None = None, timeout_s: float = 300.0
-) -> float:
-    """The server's CPU time (user + system, all threads) per delivered line, in µs, untraced."""
-    workload = workload or default_workload()
-    with joined_room(variant, workload) as (server, clients):
-        clock = process_cpu_clock(server.proc.pid)
-        before = time.clock_gettime_ns(clock)
-        deliveries = relay(clients, workload, timeout_s)
-        spent_ns = time.clock_gettime_ns(clock) - before
-    return spent_ns / deliveries / 1e3
-
-
-def cpu_per_line_table(
-    variants: Sequence[str],
-    workload: Workload | None = None,
-    *,
-    rounds: int = 3,
-    seed: int = 0,
-    progress: Progress = no_progress,
-) -> dict[str, list[float]]:
-    """``server_cpu_per_line`` for each variant, ``rounds`` times, in a shuffled order each round.
-
-    Taking turns spreads a slow spell on a shared machine over every variant
-    alike; read the median of each list.
-    """
-    rng = random.Random(seed)
-    samples: dict[str, list[float]] = {variant: [] for variant in variants}
-    order = list(variants)
-    for done in range(1, rounds + 1):
-        rng.shuffle(order)
-        for variant in order:
-            samples[variant].append(server_cpu_per_line(variant, workload))
-        progress(done, rounds)
-    return samples
+def count_syscalls(variant: str, room: Room | None = None) -> SyscallCount:
+    """Let ``room`` talk to ``variant`` with strace attached once its clients have joined."""
+    room = room or default_room()
+    plan = Plan([variant], [room.clients], [])
+    contender = open_contender(plan, variant)
+    try:
+        growth = contender.connect(plan, room.clients)
+        if growth.problem is not None:
+            raise RuntimeError(f"{variant}: {growth.problem}")
+        with counting_syscalls(contender.server.proc.pid) as calls:
+            run = contender.swarm.run(room.workload(), 1, contender.stats)
+    finally:
+        contender.close()
+    return SyscallCount(variant, room, run.received, run.expected - run.received, calls)
 
 
 def compare_rounds(ours: Sequence[float], theirs: Sequence[float]) -> str:
@@ -251,78 +215,15 @@ def compare_rounds(ours: Sequence[float], theirs: Sequence[float]) -> str:
     return "overlap"
 
 
-@contextlib.contextmanager
-def joined_room(
-    variant: str, workload: Workload
-) -> Iterator[tuple[ServerProcess, list[LineClient]]]:
-    """``variant`` serving the workload's clients, all greeted; stopped afterwards."""
-    with running_server(variant) as server:
-        with connected_clients(server, workload.clients) as clients:
-            yield server, clients
-        if server.proc.poll() not in (None, 0):
-            raise RuntimeError(f"the server exited with {server.proc.returncode}:\n{server.output}")
-
-
-def process_cpu_clock(pid: int) -> int:
-    """The clock id of process ``pid``'s CPU time, all threads, to the nanosecond (Linux).
-
-    What glibc's ``clock_getcpuclockid`` returns: ``MAKE_PROCESS_CPUCLOCK(pid,
-    CPUCLOCK_SCHED)`` from the kernel's include/linux/posix-timers.h. psutil's
-    CPU times count 10 ms ticks, too coarse for a run that costs the server 30 ms.
-    """
-    cpuclock_sched = 2
-    return (~pid << 3) | cpuclock_sched
-
-
 def syscall_table(
     variants: Sequence[str],
-    workload: Workload | None = None,
+    room: Room | None = None,
     *,
     progress: Progress = no_progress,
 ) -> list[SyscallCount]:
     """``count_syscalls`` for each variant in turn."""
     results = []
     for done, variant in enumerate(variants, 1):
-        results.append(count_syscalls(variant, workload))
+        results.append(count_syscalls(variant, room))
         progress(done, len(variants))
     return results
-
-
-def relay(clients: list[LineClient], workload: Workload, timeout_s: float) -> int:
-    """Have the senders talk until every line reached every other client; count deliveries.
-
-    A line counts as done once ``clients - 1`` deliveries more have arrived
-    (which ones does not matter for a count); no more than ``senders * window``
-    lines are ever in flight.
-    """
-    others = workload.clients - 1
-    to_send = workload.senders * workload.lines
-    in_flight_max = workload.senders * workload.window
-    sent = delivered = 0
-    unfinished = [b""] * len(clients)  # the part of each client's input after its last newline
-    deadline = time.monotonic() + timeout_s
-    with selectors.DefaultSelector() as selector:
-        for index, client in enumerate(clients):
-            client.sock.setblocking(False)
-            selector.register(client.sock, selectors.EVENT_READ, index)
-        while delivered < workload.deliveries:
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"{delivered} of {workload.deliveries} deliveries arrived")
-            while sent < to_send and sent - delivered // others < in_flight_max:
-                clients[sent % workload.senders].sock.send(f"line {sent}\n".encode())
-                sent += 1
-            for key, _events in selector.select(0.1):
-                delivered += _read_lines(clients[key.data], key.data, unfinished)
-    return delivered
-
-
-def _read_lines(client: LineClient, index: int, unfinished: list[bytes]) -> int:
-    """Read what arrived; count the relayed lines (``<nick> text``) in it."""
-    try:
-        data = client.sock.recv(65536)
-    except BlockingIOError:
-        return 0
-    if not data:
-        raise ConnectionError(f"the server closed client {index}")
-    *lines, unfinished[index] = (unfinished[index] + data).split(b"\n")
-    return sum(line.startswith(b"<") for line in lines)
