@@ -17,6 +17,7 @@ decides what a number means is in plain, tested Python:
 - ``limits``: the ephemeral port range and client source addresses (the 4-tuple);
 - ``crowd``: N idle connections beside a talking room: wait cost and memory;
 - ``cores``: K SO_REUSEPORT echo processes against one;
+- ``syscalls``: syscalls per delivered line, counted by ``strace -f -c``;
 - ``results``: the artefact folder the notebooks save their numbers in;
 - ``plots``: shared plotting helpers (the only module that imports matplotlib).
 
