@@ -11,13 +11,14 @@ loop:
         self.end_turn()
 
 Handlers never block. Reads take what the kernel has. Output goes into the
-peer's ``outbox`` and is written once per turn of the loop, in as few ``send``
-calls as the kernel allows; whatever the kernel will not take yet stays queued
+peer's ``outbox`` and is written once per turn of the loop, in as few
+``sendmsg`` calls as the kernel allows; whatever the kernel will not take yet stays queued
 and the peer is watched for writability until the outbox is empty. A peer whose
 outbox passes ``MAX_OUTBOX`` is a slow consumer and is dropped, so one client
 that stops reading cannot make the server hold unbounded memory for it. The
 check is made the moment output is queued, not only after a flush: one turn
-can read from every sender at once, and each read is copied to every peer.
+can read from every sender at once. What the room says to many peers is held
+once, in chunks their outboxes share (``chatlab/outbox.py``), not copied to each.
 
 The loop's only clock is ``end_turn``: the wait ends by ``timeout()`` at the
 latest, and each turn then closes the web connections that have not finished
@@ -35,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from chatlab.outbox import Outbox
 from chatlab.room import Output, Room
 from chatlab.sockets import (
     MAX_OUTBOX,
@@ -57,7 +59,7 @@ class Peer:
     """One connected client, as the loop sees it."""
 
     sock: socket.socket
-    outbox: bytearray = field(default_factory=bytearray)  # queued bytes the kernel has not taken
+    outbox: Outbox = field(default_factory=Outbox)  # queued bytes the kernel has not taken
     closing: bool = False  # the room asked to close it: close once the outbox is empty
 
     def pending(self) -> int:
@@ -237,15 +239,14 @@ class EventLoopServer:
             self.want_write(fd, False)
 
     def send_now(self, fd: int, peer: Peer) -> bool:
-        """One non-blocking ``send`` of the outbox; False if that failed and dropped the peer."""
+        """Hand the kernel what it takes of the outbox; False if that dropped the peer."""
         try:
-            sent = peer.sock.send(peer.outbox)
+            peer.outbox.send(peer.sock)
         except BlockingIOError:
-            sent = 0
+            pass
         except OSError as error:
             self.drop(fd, error.strerror or "send failed")  # EPIPE, ECONNRESET
             return False
-        del peer.outbox[:sent]
         return True
 
     def want_write(self, fd: int, wanted: bool) -> None:
@@ -261,14 +262,16 @@ class EventLoopServer:
     def deliver(self, output: Output) -> None:
         """Queue what the room asked for; it is written at the end of the turn.
 
-        An outbox that passes the cap is flushed at once: the peer is dropped only if
-        the kernel will not take enough, so memory never holds more than the cap
-        and one entry per peer, however many senders this turn has read from.
+        Each entry is frozen once and shared by every outbox it goes to. An
+        outbox that passes the cap is flushed at once: the peer is dropped only if
+        the kernel will not take enough, so no peer has more than the cap and one
+        entry pending, however many senders this turn has read from.
         """
         for fds, data in output.sends:
+            chunk = bytes(data)
             for fd in fds:
                 if (peer := self.peers.get(fd)) is not None:
-                    peer.outbox += data
+                    peer.outbox.append(chunk)
                     if peer.pending() > MAX_OUTBOX:
                         self.write_to(fd)
             self.unflushed.update(fds)
@@ -291,6 +294,6 @@ class EventLoopServer:
 def _send_what_fits(peer: Peer) -> None:
     """One last non-blocking send of the outbox; what does not fit is lost."""
     try:
-        peer.sock.send(peer.outbox)
+        peer.outbox.send(peer.sock)
     except OSError:
         pass

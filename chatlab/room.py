@@ -46,8 +46,8 @@ class Output:
     ``cids``, entry by entry, in order. A broadcast is one entry, not one per
     member, and consecutive entries for the same audience are merged: a client
     that sends 50 lines in one packet gives one entry of 50 lines for the whole
-    room. The loop then appends to each outbox once per entry, not once per line
-    per member, and that per-copy work is most of what a busy room costs.
+    room. The loop then queues each entry once per member, not each line, and
+    shares the entry's bytes among the outboxes (``chatlab/outbox.py``).
     """
 
     sends: list[tuple[tuple[int, ...], bytearray]] = field(default_factory=list)

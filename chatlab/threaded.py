@@ -32,6 +32,7 @@ import time
 from dataclasses import dataclass, field
 
 from chatlab.cli import serve
+from chatlab.outbox import Outbox
 from chatlab.room import Output, Room
 from chatlab.sockets import (
     MAX_OUTBOX,
@@ -59,7 +60,7 @@ class Client:
     sock: socket.socket
     cid: int
     has_output: threading.Condition  # notified when outbox grows or closing is set
-    outbox: bytearray = field(default_factory=bytearray)  # queued bytes the writer has not taken
+    outbox: Outbox = field(default_factory=Outbox)  # queued bytes the writer has not taken
     unsent: int = 0  # bytes the writer has taken that the kernel has not accepted yet
     closing: bool = False  # the writer sends what is queued, then ends the connection
     dropped: bool = False  # cut off as a slow consumer: nothing more is queued for it
@@ -175,12 +176,12 @@ class ThreadedServer:
             with self.lock:
                 while not client.outbox and not client.closing:
                     client.has_output.wait()
-                data, client.outbox = client.outbox, bytearray()
-                client.unsent = len(data)
-            if not data:
+                sending, client.outbox = client.outbox, Outbox()
+                client.unsent = len(sending)
+            if not sending:
                 break  # closing, and nothing left to send
             try:
-                _send_all(client, data)
+                _send_all(client, sending)
             except OSError:
                 break
         _shut_down(client.sock)  # wakes the reader, if it is still in recv
@@ -193,11 +194,12 @@ class ThreadedServer:
         accepted yet, the bytes the client would still have to read.
         """
         for cids, data in output.sends:
+            chunk = bytes(data)  # one copy, shared by every outbox it goes to
             for cid in cids:
                 client = self.clients.get(cid)
                 if client is None or client.dropped:
                     continue
-                client.outbox += data
+                client.outbox.append(chunk)
                 if client.pending() > MAX_OUTBOX:
                     unsent = client.pending()
                     log.info("client %d dropped: slow consumer, %d bytes unsent", cid, unsent)
@@ -231,13 +233,11 @@ class ThreadedServer:
         self.spare_fd.close()
 
 
-def _send_all(client: Client, data: bytearray) -> None:
+def _send_all(client: Client, sending: Outbox) -> None:
     """``sendall`` a piece at a time, keeping ``client.unsent`` up to date for ``deliver``."""
-    view = memoryview(data)
-    while view:
-        sent = client.sock.send(view[:SEND_PIECE])  # blocks until the kernel takes it
-        view = view[sent:]
-        client.unsent = len(view)
+    while sending:
+        sending.send(client.sock, SEND_PIECE)  # blocks until the kernel takes the piece
+        client.unsent = len(sending)
 
 
 def _shut_down(sock: socket.socket) -> None:

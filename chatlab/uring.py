@@ -13,11 +13,11 @@ Facts about completion that this loop relies on:
 - A buffer belongs to the kernel from submission until its completion. The
   kernel reads a send's bytes, or writes a recv's, whenever it gets to it, long
   after the call that submitted it has returned. So the Python object must stay
-  alive and unchanged until then: ``sending[fd]`` holds each send's bytes, and
-  they are an immutable copy, never the outbox itself, because appending to a
-  ``bytearray`` may move its memory while the kernel reads it. The bytes move:
-  the outbox is emptied into the copy, so memory holds them once, and the cap
-  counts both; what a short send leaves goes back to the outbox's front.
+  alive and unchanged until then: ``sending[fd]`` holds each send's bytes, a
+  ``bytes`` object the first ``SEND_PIECE`` bytes of the outbox are joined
+  into. It is taken out of the outbox, so the cap counts it once, and the
+  outbox itself is free to change meanwhile; what a short send leaves goes
+  back to the outbox's front.
 - Reads use buffers we provide in advance (``io_uring_prep_provide_buffers``).
   The kernel picks a free one only when data arrives, so 10,000 idle clients
   hold no buffer; each completion names the buffer it filled, we copy the bytes
@@ -93,6 +93,7 @@ MIN_KERNEL = (5, 19)  # cancelling every operation on an fd: IORING_ASYNC_CANCEL
 DISABLED_SYSCTL = "/proc/sys/kernel/io_uring_disabled"  # Linux 6.6+: 0 on, 1 restricted, 2 off
 RING_ENTRIES = 4096  # submission queue slots; the completion queue gets twice as many
 BUFFER_COUNT = 64  # receive buffers of RECV_SIZE bytes, shared by every connection
+SEND_PIECE = 64 * 1024  # bytes per send at most: each send in flight holds a copy
 BUFFER_GROUP = 0
 SETTLE_WAIT = 0.05  # seconds per wait for the last completions, after the loop
 SYS_IO_URING_ENTER = 426  # the same number on every architecture Linux numbers generically
@@ -274,7 +275,7 @@ class UringServer(EventLoopServer):
         """The kernel is done with a send: what it did not take goes back to the outbox's front."""
         data = self.sending.pop(fd)
         if (peer := self.peers.get(fd)) is not None:
-            peer.outbox[:0] = memoryview(data)[max(result, 0) :]
+            peer.outbox.put_back(memoryview(data)[max(result, 0) :])
 
     def write_to(self, fd: int) -> None:
         """Send the outbox, unless a send is in flight: its completion calls us again.
@@ -297,8 +298,7 @@ class UringServer(EventLoopServer):
         elif fd in self.sending:
             return
         elif peer.outbox:
-            self.send(fd, bytes(peer.outbox))
-            peer.outbox.clear()  # its bytes are held once, by the send in flight
+            self.send(fd, b"".join(peer.outbox.take(SEND_PIECE)))
         elif peer.closing:
             self.drop(fd, "closed by the room")
 
@@ -312,7 +312,7 @@ class UringServer(EventLoopServer):
             self.ended.add(fd)
             return
         try:
-            self.peers[fd].sock.send(self.peers[fd].outbox)
+            self.peers[fd].outbox.send(self.peers[fd].sock)
         except OSError:
             pass
         self.drop(fd, "end of stream")

@@ -1,8 +1,9 @@
 """Exercise 7's answer: the slow-consumer policy of ``EventLoopServer.write_to`` (chatlab/loop.py).
 
-chatlab keeps the outbox inside its ``Peer`` and acts on the verdict at once
-(``want_write`` or ``drop``); here the verdict is returned, so it can be tested
-on its own.
+chatlab keeps the outbox inside its ``Peer``, as chunks shared with the other
+outboxes (``chatlab/outbox.py``), and acts on the verdict at once (``want_write``
+or ``drop``); here the outbox is one ``bytearray`` and the verdict is returned,
+so it can be tested on its own.
 """
 
 from __future__ import annotations

@@ -1,0 +1,105 @@
+"""The outbox: the bytes queued for one peer, held as chunks that many outboxes share.
+
+A room's broadcast is one ``bytes`` object, and each member's outbox holds a
+reference to it, not a copy. So a line is in memory once however many members
+have yet to read it. With copies, N members talking at once to N slow readers
+made the server hold N copies of everything said, up to the cap per reader:
+memory grew with N times the input. With shared chunks, it grows with the input.
+
+The kernel gathers the chunks itself: ``sendmsg`` takes a list of buffers (an
+iovec array, as ``writev`` does) and copies them into the socket in one
+syscall. The cap on what a peer may have pending (``MAX_OUTBOX``) still counts
+every byte queued for it, shared or not: that is what the peer must read.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from collections import deque
+
+# Buffers one sendmsg may gather: IOV_MAX, 1,024 on Linux (UIO_MAXIOV), where a
+# longer list fails with EMSGSIZE (sendmsg(2), writev(2)).
+IOV_MAX = os.sysconf("SC_IOV_MAX")
+
+Chunk = bytes | memoryview  # immutable: other outboxes may hold the same bytes
+
+
+class Outbox:
+    """The bytes one peer has yet to take, oldest first, as shared immutable chunks."""
+
+    def __init__(self) -> None:
+        self.chunks: deque[Chunk] = deque()
+        self.size = 0  # bytes in all the chunks
+
+    def __len__(self) -> int:
+        return self.size
+
+    def append(self, chunk: Chunk) -> None:
+        """Queue ``chunk`` after the rest. It must never change: others may queue it too."""
+        if chunk:
+            self.chunks.append(chunk)
+            self.size += len(chunk)
+
+    def put_back(self, chunk: Chunk) -> None:
+        """Queue ``chunk`` before the rest: what a send did not take."""
+        if chunk:
+            self.chunks.appendleft(chunk)
+            self.size += len(chunk)
+
+    def take(self, limit: int) -> list[Chunk]:
+        """Remove and return the first ``limit`` bytes (or all, if fewer), as chunks."""
+        taken = self.first(limit, len(self.chunks))
+        self.forget(sum(map(len, taken)))
+        return taken
+
+    def send(self, sock: socket.socket, limit: int = sys.maxsize) -> int:
+        """Give the kernel what it takes of the first ``limit`` bytes; forget what it took.
+
+        One ``sendmsg`` of up to ``IOV_MAX`` chunks, repeated while the kernel
+        takes all it is offered. A blocking socket blocks until it has taken
+        ``limit`` bytes. Raises what ``sendmsg`` raises, ``BlockingIOError``
+        only when nothing at all was taken.
+        """
+        total = 0
+        while self.size and total < limit:
+            offer = self.first(limit - total, IOV_MAX)
+            try:
+                sent = sock.sendmsg(offer)
+            except BlockingIOError:
+                if total:
+                    break
+                raise
+            self.forget(sent)
+            total += sent
+            if sent < sum(map(len, offer)):
+                break  # the socket's buffer is full
+        return total
+
+    def first(self, limit: int, count: int) -> list[Chunk]:
+        """The first chunks, at most ``count`` of them and ``limit`` bytes, the last cut to fit."""
+        chunks: list[Chunk] = []
+        for chunk in self.chunks:
+            if limit <= 0 or len(chunks) == count:
+                break
+            if len(chunk) > limit:
+                chunk = memoryview(chunk)[:limit]
+            chunks.append(chunk)
+            limit -= len(chunk)
+        return chunks
+
+    def forget(self, count: int) -> None:
+        """Remove the first ``count`` bytes: the kernel has them now."""
+        self.size -= count
+        while count:
+            head = self.chunks[0]
+            if len(head) > count:
+                self.chunks[0] = memoryview(head)[count:]  # keeps the chunk alive, not a copy
+                return
+            self.chunks.popleft()
+            count -= len(head)
+
+    def clear(self) -> None:
+        self.chunks.clear()
+        self.size = 0
