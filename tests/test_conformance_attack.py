@@ -97,6 +97,11 @@ def test_refusals_at_the_fd_limit_log_one_line_per_burst(
         for caller in callers:
             caller.expect("! server full")
             caller.close()
+        # The log is written by its own thread, so a caller may hear its refusal first.
+        # A member leaving now is logged after every line of the burst.
+        closed = sum("closed" in line for line in server.lines)
+        members.pop().close()
+        assert wait_for(lambda: sum("closed" in line for line in server.lines) > closed, TIMEOUT)
         refusal_lines = [line for line in server.lines if "refus" in line]
         assert len(refusal_lines) == 1, refusal_lines  # when the burst began, not one per caller
     finally:
@@ -218,13 +223,13 @@ def test_shutdown_drains_what_a_paused_reader_has_queued(
 BLAST_INPUT = 32 * 2**20  # bytes all the senders of a blast write in all
 BLAST_SECONDS = 20.0  # at most
 MIB = 2**20
-# The kit's bound is the cap per client and 64 MiB besides. Two kinds of server miss
-# it on this machine, and are held to a looser bound, which the README states:
-# - the asyncio and uvloop baselines peaked at 1.3 to 3.2 MiB per sender (where the
-#   rest goes is not known: a smaller read size did not lower it), four times the cap;
-# - uring peaked at 144 to 207 MiB, once 177 MiB at N = 100 (its receive buffers
-#   belong to the kernel, and a send in flight holds its own copy), twice the cap.
-LOOSER_BOUND = {"asyncio": 4, "uvloop": 4, "uring": 2}  # variant -> caps per client
+# What one client may cost the server under a blast: its pieces in flight (a read,
+# a write, a transport's buffer), never its backlog. The backlog of every reader is
+# the same broadcast, held once in chunks their outboxes share, so it does not grow
+# with the clients. Half the cap: a server that copied each broadcast into every
+# outbox held about a cap per client (177 to 185 MiB for 150 senders), and fails.
+PER_CLIENT = MAX_OUTBOX // 2
+BASE = 64 * MIB  # the interpreter, the modules, the room
 
 
 def peak_rss(pid: int) -> int:
@@ -321,14 +326,13 @@ def wait_until_the_room_is_empty(server: ServerProcess, timeout: float) -> None:
 def test_memory_stays_bounded_under_an_unpaced_blast(
     variant: str, fresh: Callable[..., ServerProcess], senders: int
 ) -> None:
-    """Peak RSS at most a MiB per client and 64 MiB besides; the room goes on afterwards."""
+    """Peak RSS at most half a MiB per client and 64 MiB besides; the room goes on afterwards."""
     server = fresh(variant)
     blast(server, senders)
     settle(server)  # N senders at a time, not 2 N
     peak = blast(server, senders)  # the second blast, on a warm server, climbs the highest
     print(f"{variant}: peak RSS {peak / MIB:.0f} MiB with {senders} senders")
-    per_client = LOOSER_BOUND.get(variant, 1) * MAX_OUTBOX
-    assert peak <= senders * per_client + 64 * MIB, f"peak RSS {peak / MIB:.0f} MiB"
+    assert peak <= senders * PER_CLIENT + BASE, f"peak RSS {peak / MIB:.0f} MiB"
     settle(server)
     chat = Chat(server)
     alice, bob = chat.members(2)
