@@ -64,7 +64,7 @@ class Peer:
 
     def pending(self) -> int:
         """Bytes queued for this peer that the kernel has not taken (see ``MAX_OUTBOX``)."""
-        return len(self.outbox)
+        return self.outbox.size
 
 
 class EventLoopServer:
@@ -225,9 +225,10 @@ class EventLoopServer:
             return
         if peer.outbox and not self.send_now(fd, peer):
             return
-        if peer.pending() > MAX_OUTBOX:
-            self.drop(fd, f"slow consumer: {peer.pending()} bytes unsent")
-        elif peer.outbox:
+        pending = peer.pending()
+        if pending > MAX_OUTBOX:
+            self.drop(fd, f"slow consumer: {pending} bytes unsent")
+        elif pending:
             self.want_write(fd, True)
         elif peer.closing and self.shutdown_deadline is not None:
             self.drop(fd, "server shutting down")

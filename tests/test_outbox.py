@@ -30,6 +30,9 @@ class Kernel:
         self.taken += offered[: self.room]
         return min(self.room, len(offered))
 
+    def send(self, data: bytes | memoryview) -> int:
+        return self.sendmsg([data])
+
 
 def filled(*chunks: bytes) -> Outbox:
     box = Outbox()
