@@ -17,7 +17,6 @@ from __future__ import annotations
 import os
 import socket
 import sys
-from collections import deque
 
 # Buffers one sendmsg may gather: IOV_MAX, 1,024 on Linux (UIO_MAXIOV), where a
 # longer list fails with EMSGSIZE (sendmsg(2), writev(2)).
@@ -32,7 +31,9 @@ class Outbox:
     __slots__ = ("chunks", "size")  # one per peer, touched on every turn: kept lean
 
     def __init__(self) -> None:
-        self.chunks: deque[Chunk] = deque()
+        # A list, not a deque: an empty list costs 56 bytes, an empty deque 760,
+        # and most of 10,000 idle connections have an empty outbox.
+        self.chunks: list[Chunk] = []
         self.size = 0  # bytes in all the chunks
 
     def __len__(self) -> int:
@@ -47,7 +48,7 @@ class Outbox:
     def put_back(self, chunk: Chunk) -> None:
         """Queue ``chunk`` before the rest: what a send did not take."""
         if chunk:
-            self.chunks.appendleft(chunk)
+            self.chunks.insert(0, chunk)
             self.size += len(chunk)
 
     def take(self, limit: int) -> list[Chunk]:
@@ -104,13 +105,15 @@ class Outbox:
             self.size = 0
             return
         self.size -= count
-        while count:
-            head = self.chunks[0]
-            if len(head) > count:
-                self.chunks[0] = memoryview(head)[count:]  # keeps the chunk alive, not a copy
-                return
-            self.chunks.popleft()
-            count -= len(head)
+        done = 0  # chunks sent whole
+        for chunk in self.chunks:
+            if len(chunk) > count:
+                break
+            count -= len(chunk)
+            done += 1
+        del self.chunks[:done]
+        if count:  # part of the new head was sent: keep the rest, a view, not a copy
+            self.chunks[0] = memoryview(self.chunks[0])[count:]
 
     def clear(self) -> None:
         self.chunks.clear()

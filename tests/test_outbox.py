@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 
 import pytest
 
@@ -126,3 +127,14 @@ def test_a_real_socket_gets_the_bytes_in_order() -> None:
         left.close()
         right.close()
     assert bytes(received) == b"".join(chunks)
+
+
+def test_an_empty_outbox_costs_next_to_nothing_even_after_a_backlog() -> None:
+    """10,000 idle connections each have an outbox: an empty one must stay small."""
+    box = Outbox()
+    empty = sys.getsizeof(box) + sys.getsizeof(box.chunks)
+    assert empty <= 128, f"{empty} bytes for an empty outbox"
+    for _ in range(5000):
+        box.append(b"<alice> hi\n")
+    box.send(Kernel(room=10**9))  # type: ignore[arg-type]
+    assert sys.getsizeof(box) + sys.getsizeof(box.chunks) == empty, "the backlog's room is kept"
