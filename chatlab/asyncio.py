@@ -93,7 +93,7 @@ class Client:
 
     def pending(self) -> int:
         """Bytes queued for this client that the kernel has not taken (see ``MAX_OUTBOX``)."""
-        return len(self.outbox) + self.writer.transport.get_write_buffer_size()
+        return self.outbox.held() + self.writer.transport.get_write_buffer_size()
 
 
 class AsyncioServer:
@@ -275,7 +275,7 @@ class AsyncioServer:
                     # In order: the writer task sends what comes later.
                     client.writer.writelines(client.outbox.take(WRITE_PIECE))
                 if client.pending() > MAX_OUTBOX:
-                    self.drop(client, f"slow consumer: {client.pending()} bytes unsent")
+                    self.drop(client, f"slow consumer: {client.pending()} bytes held")
                 else:
                     client.has_output.set()
         for cid in output.closes:

@@ -64,7 +64,7 @@ class Peer:
 
     def pending(self) -> int:
         """Bytes queued for this peer that the kernel has not taken (see ``MAX_OUTBOX``)."""
-        return self.outbox.size
+        return self.outbox.held()
 
 
 class EventLoopServer:
@@ -227,7 +227,7 @@ class EventLoopServer:
             return
         pending = peer.pending()
         if pending > MAX_OUTBOX:
-            self.drop(fd, f"slow consumer: {pending} bytes unsent")
+            self.drop(fd, f"slow consumer: {pending} bytes held")
         elif pending:
             self.want_write(fd, True)
         elif peer.closing and self.shutdown_deadline is not None:

@@ -9,7 +9,9 @@ memory grew with N times the input. With shared chunks, it grows with the input.
 The kernel gathers the chunks itself: ``sendmsg`` takes a list of buffers (an
 iovec array, as ``writev`` does) and copies them into the socket in one
 syscall. The cap on what a peer may have pending (``MAX_OUTBOX``) still counts
-every byte queued for it, shared or not: that is what the peer must read.
+every byte queued for it, shared or not, and the slot each chunk takes in its
+list (``held``): so the cap bounds what a peer costs the server even when
+every chunk is a six-byte line, whose slot is larger than its bytes.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import sys
 IOV_MAX = os.sysconf("SC_IOV_MAX")
 
 Chunk = bytes | memoryview  # immutable: other outboxes may hold the same bytes
+SLOT = 8  # bytes a chunk costs each outbox that holds it: a pointer in its list
 
 
 class Outbox:
@@ -38,6 +41,10 @@ class Outbox:
 
     def __len__(self) -> int:
         return self.size
+
+    def held(self) -> int:
+        """What this outbox counts against the cap: its bytes and a slot per chunk."""
+        return self.size + SLOT * len(self.chunks)
 
     def append(self, chunk: Chunk) -> None:
         """Queue ``chunk`` after the rest. It must never change: others may queue it too."""

@@ -19,7 +19,8 @@ ACCEPT_BATCH = 64  # connections accepted per readable listener per turn
 # A client's pending bytes are those queued for it that its socket has not yet
 # taken into the kernel: a loop's outbox; in the threaded server, the outbox and
 # the piece its writer holds; in asyncio, the outbox and the transport's buffer;
-# in io_uring, the outbox and the send in flight.
+# in io_uring, the outbox and the send in flight. An outbox counts a slot per
+# chunk as well (``Outbox.held``, chatlab/outbox.py).
 # A client with more than MAX_OUTBOX pending is a slow consumer and is dropped.
 MAX_OUTBOX = 1 << 20
 # Bytes taken per read, by the servers and the load generator alike. One read per

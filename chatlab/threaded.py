@@ -61,14 +61,14 @@ class Client:
     cid: int
     has_output: threading.Condition  # notified when outbox grows or closing is set
     outbox: Outbox = field(default_factory=Outbox)  # queued bytes the writer has not taken
-    unsent: int = 0  # bytes the writer has taken that the kernel has not accepted yet
+    unsent: int = 0  # what the writer has taken that the kernel has not (Outbox.held)
     closing: bool = False  # the writer sends what is queued, then ends the connection
     dropped: bool = False  # cut off as a slow consumer: nothing more is queued for it
     threads: list[threading.Thread] = field(default_factory=list)  # writer and reader
 
     def pending(self) -> int:
         """Bytes queued for this client that the kernel has not taken (see ``MAX_OUTBOX``)."""
-        return len(self.outbox) + self.unsent
+        return self.outbox.held() + self.unsent
 
 
 class ThreadedServer:
@@ -177,7 +177,7 @@ class ThreadedServer:
                 while not client.outbox and not client.closing:
                     client.has_output.wait()
                 sending, client.outbox = client.outbox, Outbox()
-                client.unsent = len(sending)
+                client.unsent = sending.held()
             if not sending:
                 break  # closing, and nothing left to send
             try:
@@ -201,8 +201,8 @@ class ThreadedServer:
                     continue
                 client.outbox.append(chunk)
                 if client.pending() > MAX_OUTBOX:
-                    unsent = client.pending()
-                    log.info("client %d dropped: slow consumer, %d bytes unsent", cid, unsent)
+                    held = client.pending()
+                    log.info("client %d dropped: slow consumer, %d bytes held", cid, held)
                     client.dropped = True
                     client.outbox.clear()
                     _shut_down(client.sock)  # its reader then tells the room
@@ -237,7 +237,7 @@ def _send_all(client: Client, sending: Outbox) -> None:
     """``sendall`` a piece at a time, keeping ``client.unsent`` up to date for ``deliver``."""
     while sending:
         sending.send(client.sock, SEND_PIECE)  # blocks until the kernel takes the piece
-        client.unsent = len(sending)
+        client.unsent = sending.held()
 
 
 def _shut_down(sock: socket.socket) -> None:

@@ -289,12 +289,12 @@ class UringServer(EventLoopServer):
         peer = self.peers.get(fd)
         if peer is None:
             return
-        flush_now = len(peer.outbox) > MAX_OUTBOX and fd not in self.sending
+        flush_now = peer.pending() > MAX_OUTBOX and fd not in self.sending
         if flush_now and not self.send_now(fd, peer):
             return
-        unsent = len(peer.outbox) + len(self.sending.get(fd, b""))
-        if unsent > MAX_OUTBOX:
-            self.drop(fd, f"slow consumer: {unsent} bytes unsent")
+        held = peer.pending() + len(self.sending.get(fd, b""))
+        if held > MAX_OUTBOX:
+            self.drop(fd, f"slow consumer: {held} bytes held")
         elif fd in self.sending:
             return
         elif peer.outbox:

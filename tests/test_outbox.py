@@ -8,7 +8,10 @@ import sys
 
 import pytest
 
-from chatlab.outbox import IOV_MAX, Outbox
+from chatlab.loop import EventLoopServer, Peer
+from chatlab.outbox import IOV_MAX, SLOT, Outbox
+from chatlab.room import Output, Room
+from chatlab.sockets import MAX_OUTBOX, Timeouts
 
 
 class Kernel:
@@ -138,3 +141,50 @@ def test_an_empty_outbox_costs_next_to_nothing_even_after_a_backlog() -> None:
         box.append(b"<alice> hi\n")
     box.send(Kernel(room=10**9))  # type: ignore[arg-type]
     assert sys.getsizeof(box) + sys.getsizeof(box.chunks) == empty, "the backlog's room is kept"
+
+
+def test_the_cap_counts_a_slot_per_chunk() -> None:
+    """Six-byte lines queued one by one cost more in slots than in bytes: both count."""
+    box = filled(*[b"<a> b\n"] * 1000)
+    assert len(box) == 6000, "len() is the bytes the peer must read"
+    assert box.held() == 6000 + 1000 * SLOT
+    assert filled(b"<a> b\n" * 1000).held() == 6000 + SLOT
+
+
+class Quiet(EventLoopServer):
+    """The shared loop without a wait: deliver and drop, watched by nobody."""
+
+    name = "quiet"
+
+    def register(self, fd: int) -> None:
+        pass
+
+    def modify(self, fd: int) -> None:
+        pass
+
+    def unregister(self, fd: int) -> None:
+        pass
+
+
+def test_a_peer_sent_tiny_lines_is_dropped_by_what_it_holds_not_by_its_bytes() -> None:
+    """One chunk per six-byte line: its slots, not its bytes, reach the cap first."""
+    server = Quiet([], Room(), Timeouts())
+    deaf, other = socket.socketpair()
+    deaf.setblocking(False)
+    deaf.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)
+    fd = deaf.fileno()
+    server.peers[fd] = peer = Peer(deaf)
+    most = 0
+    try:
+        for _ in range(MAX_OUTBOX):  # bytes would need 174,763 lines; held needs 74,899
+            output = Output()
+            output.send((fd,), b"<a> b\n")
+            server.deliver(output)
+            if fd not in server.peers:
+                break
+            most = max(most, len(peer.outbox.chunks))
+        assert fd not in server.peers, "never dropped"
+        assert most <= MAX_OUTBOX // (6 + SLOT), f"{most} chunks held before the drop"
+    finally:
+        server.close()
+        other.close()
