@@ -10,8 +10,9 @@ The kernel gathers the chunks itself: ``sendmsg`` takes a list of buffers (an
 iovec array, as ``writev`` does) and copies them into the socket in one
 syscall. The cap on what a peer may have pending (``MAX_OUTBOX``) still counts
 every byte queued for it, shared or not, and the slot each chunk takes in its
-list (``held``): so the cap bounds what a peer costs the server even when
-every chunk is a six-byte line, whose slot is larger than its bytes.
+list and its object header (``held``, ``SLOT``): so the cap bounds what a peer
+costs the server even when every chunk is a six-byte line of its own, whose
+overhead is larger than its bytes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,14 @@ import sys
 IOV_MAX = os.sysconf("SC_IOV_MAX")
 
 Chunk = bytes | memoryview  # immutable: other outboxes may hold the same bytes
-SLOT = 8  # bytes a chunk costs each outbox that holds it: a pointer in its list
+# Bytes a chunk costs besides its own: a pointer in the list (8), and the bytes
+# object's header (33) rounded up by the allocator to a multiple of 8 (up to 7
+# more). A chunk no other outbox shares (a reply; a frame for one web member)
+# costs all of it: counting only the pointer let a peer sent 6-byte chunks one by
+# one cost 3.4 times the cap. A shared chunk's header is counted once per holder:
+# an over-count, which only makes a reader of tiny shared lines reach the cap
+# sooner.
+SLOT = 8 + sys.getsizeof(b"") + 7
 
 
 class Outbox:
