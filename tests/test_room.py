@@ -101,6 +101,36 @@ def test_a_codec_that_does_not_share_its_encoding_gets_its_own_entry() -> None:
     assert [cids for cids, _data in out.sends] == [(2,), (3,)]
 
 
+def test_lines_read_together_are_one_entry_per_member_that_does_not_share() -> None:
+    """Per-member frames alternate between members: they must still merge, member by member.
+
+    Unmerged, one 64 KiB read of 32,768 one-character lines made 32,768
+    entries per web member: 7 MiB of tuples and bytearrays per member, so
+    50 members took a server to 385 MiB on one packet.
+    """
+    room = Room()
+    room.connect(1)
+    for cid in (2, 3):
+        room.connect(cid, PerPeerCodec(4096))
+    out = room.receive(1, b"a\n" * 1000)
+    assert [cids for cids, _data in out.sends] == [(2,), (3,)]
+    assert out.to(2) == out.to(3) == b"<guest1> a\n" * 1000
+
+
+def test_an_entry_merges_only_if_nothing_for_its_audience_came_after() -> None:
+    out = Output()
+    out.send((1,), b"a")
+    out.send((1, 2), b"b")
+    out.send((1,), b"c")  # must not join "a": "b" comes between for 1
+    out.send((3,), b"x")
+    out.send((1, 2), b"d")  # must not join "b": "c" comes between for 1
+    out.send((3,), b"y")  # joins "x": nothing for 3 came between
+    assert out.to(1) == b"abcd"
+    assert out.to(2) == b"bd"
+    assert out.to(3) == b"xy"
+    assert [cids for cids, _data in out.sends] == [(1,), (1, 2), (1,), (3,), (1, 2)]
+
+
 def test_guest_numbers_skip_nicks_already_taken() -> None:
     room = room_with(1)
     say(room, 1, "/nick guest2")
@@ -395,7 +425,7 @@ def test_lines_read_together_become_one_entry() -> None:
 def test_a_reply_between_broadcasts_keeps_each_member_in_order() -> None:
     room = room_with(2)
     out = say(room, 1, "one", "/who", "two")
-    assert [cids for cids, _ in out.sends] == [(2,), (1,), (2,)]
+    assert [cids for cids, _ in out.sends] == [(2,), (1,)], "(1,) never comes between for 2"
     assert lines(out, 2) == ["<guest1> one", "<guest1> two"]
     assert lines(out, 1) == ["* online: guest1, guest2"]
 
