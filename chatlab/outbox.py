@@ -127,8 +127,14 @@ class Outbox:
             count -= len(chunk)
             done += 1
         del self.chunks[:done]
-        if count:  # part of the new head was sent: keep the rest, a view, not a copy
-            self.chunks[0] = memoryview(self.chunks[0])[count:]
+        if count:  # part of the new head was sent: keep the rest
+            head = self.chunks[0]
+            rest = memoryview(head)[count:]
+            whole = head.obj if isinstance(head, memoryview) else head
+            # A view pins all of its object, but the cap counts only the view: a
+            # rest under half of its object is copied, so that a head pins at most
+            # twice what it counts (and copying it costs at most what was sent).
+            self.chunks[0] = bytes(rest) if 2 * len(rest) < len(whole) else rest
 
     def clear(self) -> None:
         self.chunks.clear()

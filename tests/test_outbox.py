@@ -173,6 +173,26 @@ def test_the_cap_counts_what_a_private_tiny_chunk_really_costs() -> None:
     assert cost <= box.held() * 1.02, f"{cost} bytes cost, {box.held()} counted"
 
 
+def test_a_partly_sent_head_pins_at_most_twice_what_it_counts() -> None:
+    """A view keeps its whole object alive: a short rest of a long chunk is copied.
+
+    A web member's 64 KiB read of one-letter lines is an 850 KB chunk of its
+    own; a member that took all but a few bytes of it pinned the 850 KB while
+    the cap counted the few bytes.
+    """
+    box = filled(b"x" * 100_000, b"y" * 10)
+    box.send(Kernel(room=99_990))  # type: ignore[arg-type]
+    head = box.chunks[0]
+    whole = head.obj if isinstance(head, memoryview) else head
+    assert bytes(head) == b"x" * 10
+    assert len(whole) <= 2 * len(head), f"{len(whole)} bytes pinned by a {len(head)}-byte head"
+    box.send(Kernel(room=10**9))  # type: ignore[arg-type]
+    assert box.size == 0
+    big = filled(b"z" * 100_000)
+    big.send(Kernel(room=10))  # type: ignore[arg-type]
+    assert isinstance(big.chunks[0], memoryview), "most of it is left: a view, not a copy"
+
+
 class Quiet(EventLoopServer):
     """The shared loop without a wait: deliver and drop, watched by nobody."""
 
