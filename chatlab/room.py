@@ -44,10 +44,12 @@ class Output:
 
     ``sends`` holds ``(cids, data)``: queue ``data`` for every connection in
     ``cids``, entry by entry, in order. A broadcast is one entry, not one per
-    member, and consecutive entries for the same audience are merged: a client
-    that sends 50 lines in one packet gives one entry of 50 lines for the whole
-    room. The loop then queues each entry once per member, not each line, and
-    shares the entry's bytes among the outboxes (``chatlab/outbox.py``).
+    member, and an entry takes the next bytes for the same audience as long as
+    no later entry goes to any of its members: a client that sends 50 lines in
+    one packet gives one entry of 50 lines for the whole room, or one per member
+    whose codec encodes for it alone. The loop then queues each entry once per
+    member, not each line, and shares the entry's bytes among the outboxes
+    (``chatlab/outbox.py``).
     """
 
     sends: list[tuple[tuple[int, ...], bytearray]] = field(default_factory=list)
